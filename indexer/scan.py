@@ -1,0 +1,244 @@
+"""Scan an archive folder: headers only → studies and series with their views, recorded in the catalog.
+
+Each file is read once, header only, in a process pool. Bad files are recorded in ``ingest_errors`` with a
+readable reason and never stop the batch. A study whose files have not changed since the last scan is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydicom.errors import InvalidDicomError
+from sqlalchemy.orm import Session
+from tqdm import tqdm
+
+from catalog import queries
+from catalog.models import Series, Study, StudyState
+from indexer import views
+from indexer.assemble import AssembledSeries, Problem, assemble_series, drop_duplicates, group_by_study
+from indexer.headers import FrameHeader, NotAnImage, read_headers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ScanResult:
+    """What one scan found, for the summary."""
+
+    files: int = 0
+    studies_new: int = 0
+    studies_changed: int = 0
+    studies_unchanged: int = 0
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def iter_files(root: Path) -> Iterator[Path]:
+    """Every regular file under root, in a stable order."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield Path(dirpath) / name
+
+
+@dataclass
+class FileError:
+    path: str
+    kind: str
+    reason: str
+    study_uid: str | None = None
+
+
+def _read_one(path: str) -> tuple[str, list[FrameHeader] | None, FileError | None]:
+    try:
+        return path, read_headers(Path(path)), None
+    except InvalidDicomError as exc:
+        return path, None, FileError(path, "not_dicom", f"not a readable DICOM file: {exc}")
+    except NotAnImage as exc:
+        return path, None, FileError(path, "not_mr_image", str(exc), exc.study_uid)
+    except Exception as exc:  # a batch never stops on one file
+        return path, None, FileError(path, "unreadable", f"{type(exc).__name__}: {exc}")
+
+
+def read_all(paths: list[str], workers: int, progress: bool) -> Iterator[tuple[str, list | None, tuple | None]]:
+    bar = tqdm(total=len(paths), desc="scan headers", unit="file", disable=not progress)
+    if workers <= 1:
+        for p in paths:
+            yield _read_one(p)
+            bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for item in pool.map(_read_one, paths, chunksize=64):
+                yield item
+                bar.update()
+    bar.close()
+
+
+def patient_key(patient_id: str | None, fallback: str, salt: str) -> str:
+    """Pseudonymous, stable key of a patient: a salted hash, never the id itself."""
+    return hashlib.sha256(f"{salt}:{patient_id or fallback}".encode()).hexdigest()[:16]
+
+
+def fingerprint(frames: list[FrameHeader]) -> str:
+    h = hashlib.sha1()
+    for f in sorted(frames, key=lambda f: (f.path, f.frame)):
+        size = os.path.getsize(f.path) if os.path.exists(f.path) else -1
+        h.update(f"{f.path}|{f.frame}|{f.sop_uid}|{size}\n".encode())
+    return h.hexdigest()
+
+
+def _geometry(s: AssembledSeries) -> views.SeriesGeometry:
+    return views.SeriesGeometry(
+        key=s.series_uid,
+        description=s.description,
+        normal=s.normal,
+        n_slices=s.n_slices,
+        n_phases=s.n_phases,
+        has_inversion=s.has_inversion,
+    )
+
+
+def _series_row(s: AssembledSeries, decision: views.ViewDecision) -> Series:
+    first = s.frames[0]
+    frames = [[f.path, i, j, f.frame] for i, row in enumerate(s.grid) for j, f in enumerate(row)]
+    return Series(
+        series_uid=s.series_uid,
+        series_number=s.series_number,
+        description=s.description or None,
+        view=decision.view,
+        view_basis=decision.basis,
+        n_slices=s.n_slices,
+        n_phases=s.n_phases,
+        rows=first.rows,
+        columns=first.columns,
+        pixel_spacing_mm=first.pixel_spacing,
+        slice_thickness_mm=first.slice_thickness,
+        transfer_syntax=first.transfer_syntax or None,
+        normal=[round(float(x), 6) for x in s.normal] if s.normal is not None else None,
+        frames=frames,
+    )
+
+
+def _common_path(paths: list[str]) -> str:
+    return paths[0] if len(paths) == 1 else os.path.commonpath(paths)
+
+
+def record_problems(session: Session, study_uid: str | None, problems: list[Problem]) -> None:
+    for p in problems:
+        queries.record_error(session, stage="scan", kind=p.kind, reason=p.reason, path=p.path, study_uid=study_uid)
+
+
+def write_study(
+    session: Session,
+    study_uid: str,
+    series: list[AssembledSeries],
+    decisions: dict[str, views.ViewDecision],
+    frames: list[FrameHeader],
+    *,
+    source: str,
+    source_ref: str,
+    salt: str,
+) -> str:
+    """Insert or refresh one study; returns 'new', 'changed' or 'unchanged'."""
+    fp = fingerprint(frames)
+    existing = queries.study_by_uid(session, study_uid)
+    if existing is not None and existing.fingerprint == fp and existing.state != StudyState.WITHDRAWN:
+        return "unchanged"
+    attrs = dict(frames[0].study)
+    study = existing or Study(study_uid=study_uid)
+    for key, value in attrs.items():
+        setattr(study, key, value)
+    study.patient_key = patient_key(attrs.get("patient_id"), study_uid, salt)
+    study.source, study.source_ref = source, source_ref
+    study.fingerprint = fp
+    study.views = sorted({d.view for d in decisions.values()})
+    if study.state != StudyState.WITHDRAWN:
+        study.state = StudyState.SCANNED
+    study.clip_path = None
+    study.series = [_series_row(s, decisions[s.series_uid]) for s in series]
+    if existing is None:
+        session.add(study)
+    session.flush()
+    queries.link_reports(session, [study.id])
+    return "changed" if existing is not None else "new"
+
+
+def scan_folder(
+    session_factory,
+    root: Path,
+    *,
+    workers: int = 1,
+    progress: bool = True,
+    salt: str = "cmr-default-salt",
+    commit_every: int = 20,
+) -> ScanResult:
+    """Scan ``root`` and record its studies, series and errors in the catalog."""
+    root = Path(root).resolve()
+    result = ScanResult()
+    paths = [str(p) for p in iter_files(root)]
+    result.files = len(paths)
+    frames_by_path: list[FrameHeader] = []
+    file_errors: list[FileError] = []
+    for _path, frames, error in read_all(paths, workers, progress):
+        if error is not None:
+            file_errors.append(error)
+        else:
+            frames_by_path.extend(frames)
+
+    with session_factory() as session:
+        queries.clear_errors(session, stage="scan", path_prefix=str(root))
+        _record_file_errors(session, file_errors, result)
+        session.commit()
+
+    grouped = group_by_study(frames_by_path)
+    assembled: dict[str, tuple[list[AssembledSeries], list[FrameHeader], list[Problem]]] = {}
+    for study_uid, by_series in grouped.items():
+        all_frames, problems = drop_duplicates([f for fs in by_series.values() for f in fs])
+        by_series = defaultdict(list)
+        for f in all_frames:
+            by_series[f.series_uid].append(f)
+        series = [assemble_series(fs) for fs in by_series.values()]
+        series.sort(key=lambda s: (s.series_number or 0, s.series_uid))
+        assembled[study_uid] = (series, all_frames, problems + [p for s in series for p in s.problems])
+
+    calibration = views.calibrate([[_geometry(s) for s in series] for series, _, _ in assembled.values()])
+    refs = calibration.reference()
+    log.info("long-axis reference angles: %s", {k: round(v, 1) for k, v in refs.items()})
+
+    with session_factory() as session:
+        for n, (study_uid, (series, frames, problems)) in enumerate(
+            tqdm(sorted(assembled.items()), desc="catalog", unit="study", disable=not progress), 1
+        ):
+            geos = [_geometry(s) for s in series]
+            axis = views.study_long_axis(geos)
+            decisions = {g.key: views.classify(g, axis, refs) for g in geos}
+            record_problems(session, study_uid, problems)
+            for p in problems:
+                result.errors[p.kind] += 1
+            outcome = write_study(
+                session, study_uid, series, decisions, frames, source="folder", source_ref=str(root), salt=salt
+            )
+            setattr(result, f"studies_{outcome}", getattr(result, f"studies_{outcome}") + 1)
+            if n % commit_every == 0:
+                session.commit()
+        session.commit()
+    return result
+
+
+def _record_file_errors(session: Session, errors: list[FileError], result: ScanResult) -> None:
+    """One row per bad file; the files of one non-MR study are one row for the study (common folder)."""
+    groups: dict[tuple[str | None, str, str], list[str]] = defaultdict(list)
+    for e in errors:
+        groups[(e.study_uid, e.kind, e.reason)].append(e.path)
+    for (study_uid, kind, reason), paths in groups.items():
+        if study_uid is not None and len(paths) > 1 and reason.startswith("modality"):
+            kind, reason, paths = "non_mr_study", f"{reason} ({len(paths)} files)", [_common_path(paths)]
+        for path in paths:
+            queries.record_error(session, stage="scan", kind=kind, reason=reason, path=path, study_uid=study_uid)
+            result.errors[kind] += 1
