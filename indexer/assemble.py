@@ -82,25 +82,31 @@ def _series_normal(frames: list[FrameHeader]) -> np.ndarray | None:
     return n / np.linalg.norm(n)
 
 
+def _orientation_key(f: FrameHeader) -> tuple:
+    return tuple(np.round(f.orientation, 2)) if f.orientation is not None else ()
+
+
 def order_grid(frames: list[FrameHeader], normal: np.ndarray | None) -> tuple[list[list[FrameHeader]], list[Problem]]:
     """Order frames into [slice][phase].
 
-    Slices are clusters of positions along the normal (within 0.5 mm; in-plane shifts between breath-holds do
-    not split a slice). Phases are ordered by TriggerTime, or by InstanceNumber when it is missing.
+    A slice is one plane: frames of the same orientation whose positions along the plane normal agree within
+    0.5 mm (in-plane shifts between breath-holds do not split a slice; a series holding several long-axis planes
+    gives one slice per plane). Phases are ordered by TriggerTime, or by InstanceNumber when it is missing.
     """
     problems: list[Problem] = []
-    if normal is not None and all(f.position is not None for f in frames):
-        heights = np.array([float(f.position @ normal) for f in frames])
-    else:
-        heights = np.zeros(len(frames))
-    order = np.argsort(heights, kind="stable")
+    keyed = []
+    for f in frames:
+        n = f.normal if f.normal is not None else normal
+        height = float(f.position @ n) if (n is not None and f.position is not None) else 0.0
+        keyed.append((_orientation_key(f), height, f))
+    keyed.sort(key=lambda item: (item[0], item[1]))
     slices: list[list[FrameHeader]] = []
     last = None
-    for i in order:
-        if last is None or heights[i] - last > 0.5:
+    for key, height, f in keyed:
+        if last is None or key != last[0] or height - last[1] > 0.5:
             slices.append([])
-        slices[-1].append(frames[i])
-        last = heights[i]
+        slices[-1].append(f)
+        last = (key, height)
     missing_trigger = any(f.trigger_time is None for f in frames)
     if missing_trigger and len(frames) > len(slices):
         problems.append(

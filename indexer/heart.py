@@ -33,12 +33,16 @@ def _center_prior(shape: tuple[int, int]) -> np.ndarray:
 
 
 def pixel_to_patient(px: SeriesPixels, slice_index: int, row: float, col: float) -> np.ndarray:
-    return px.positions[slice_index] + col * px.spacing * px.row_dir + row * px.spacing * px.col_dir
+    return (
+        px.positions[slice_index]
+        + col * px.spacing * px.row_dirs[slice_index]
+        + row * px.spacing * px.col_dirs[slice_index]
+    )
 
 
 def patient_to_pixel(px: SeriesPixels, slice_index: int, point: np.ndarray) -> tuple[float, float]:
     d = point - px.positions[slice_index]
-    return float(d @ px.col_dir) / px.spacing, float(d @ px.row_dir) / px.spacing
+    return float(d @ px.col_dirs[slice_index]) / px.spacing, float(d @ px.row_dirs[slice_index]) / px.spacing
 
 
 def heart_center(cines: list[SeriesPixels]) -> np.ndarray | None:

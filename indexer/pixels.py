@@ -17,15 +17,31 @@ class SeriesPixels:
 
     data: np.ndarray
     positions: np.ndarray  # [S, 3] top-left pixel centre of each slice, mm
-    row_dir: np.ndarray  # direction of increasing column index
-    col_dir: np.ndarray  # direction of increasing row index
+    row_dirs: np.ndarray  # [S, 3] direction of increasing column index
+    col_dirs: np.ndarray  # [S, 3] direction of increasing row index
     spacing: float  # mm per pixel
     problems: list[Problem]
 
     @property
     def normal(self) -> np.ndarray:
-        n = np.cross(self.row_dir, self.col_dir)
+        n = np.cross(self.row_dirs[0], self.col_dirs[0])
         return n / np.linalg.norm(n)
+
+    def subset(self, slices: list[int]) -> SeriesPixels:
+        return SeriesPixels(self.data[slices], self.positions[slices], self.row_dirs[slices], self.col_dirs[slices],
+                            self.spacing, [])
+
+    @staticmethod
+    def stack(parts: list[SeriesPixels]) -> SeriesPixels:
+        """Join single-slice series of one plane family (a SAX stack stored one series per slice)."""
+        return SeriesPixels(
+            np.concatenate([p.data for p in parts]),
+            np.concatenate([p.positions for p in parts]),
+            np.concatenate([p.row_dirs for p in parts]),
+            np.concatenate([p.col_dirs for p in parts]),
+            parts[0].spacing,
+            [q for p in parts for q in p.problems],
+        )
 
 
 def _frame(path: str, frame: int, cache: dict) -> np.ndarray:
@@ -84,12 +100,12 @@ def load_series(frames: list[list], rows: int, cols: int, spacing: float | None)
     if not keep:
         raise ValueError("no frame of the series could be decoded")
     geo = [_geometry(*first_of_slice[s]) for s in keep]
-    ori = geo[0][1]
+    oris = np.stack([g[1] for g in geo])
     return SeriesPixels(
         data=data[keep],
         positions=np.stack([g[0] for g in geo]),
-        row_dir=ori[:3] / np.linalg.norm(ori[:3]),
-        col_dir=ori[3:] / np.linalg.norm(ori[3:]),
+        row_dirs=oris[:, :3] / np.linalg.norm(oris[:, :3], axis=1, keepdims=True),
+        col_dirs=oris[:, 3:] / np.linalg.norm(oris[:, 3:], axis=1, keepdims=True),
         spacing=float(spacing or 1.0),
         problems=problems,
     )

@@ -103,6 +103,20 @@ def _nearest_levels(px: SeriesPixels, axis: np.ndarray, targets: np.ndarray) -> 
     return [int(np.argmin(np.abs(heights - t))) for t in targets]
 
 
+def _join_split_stacks(parts: list[SeriesPixels]) -> list[SeriesPixels]:
+    """Some scanners store a short-axis stack as one series per slice: join parallel series of one matrix."""
+    groups: list[list[SeriesPixels]] = []
+    for px in parts:
+        for group in groups:
+            ref = group[0]
+            if abs(float(ref.normal @ px.normal)) > 0.99 and ref.data.shape[1:] == px.data.shape[1:]:
+                group.append(px)
+                break
+        else:
+            groups.append([px])
+    return [g[0] if len(g) == 1 else SeriesPixels.stack(g) for g in groups]
+
+
 def make_clips(series: list[SeriesInput]) -> ClipResult:
     """Build the clip views of one study from its classified series."""
     result = ClipResult()
@@ -118,6 +132,9 @@ def make_clips(series: list[SeriesInput]) -> ClipResult:
         result.problems.extend(px.problems)
         loaded.setdefault(s.view, []).append(px)
 
+    for view in ("sax", "lge_sax"):
+        if view in loaded:
+            loaded[view] = _join_split_stacks(loaded[view])
     cines = [px for v in ("sax", "4ch", "2ch", "3ch") for px in loaded.get(v, []) if px.data.shape[1] >= 4]
     sax_stack = max(loaded.get("sax", []), key=lambda p: p.data.shape[0] * p.data.shape[1], default=None)
     center = heart_center(([sax_stack] if sax_stack is not None else []) + cines)

@@ -127,6 +127,12 @@ def study_long_axis(series: list[SeriesGeometry]) -> np.ndarray | None:
     if named_sax:
         best = max(named_sax, key=lambda s: (s.n_slices, s.n_phases))
         return oriented_axis(best.normal)
+    # a stack stored one series per slice: four or more parallel single-slice cines
+    singles = [s for s in series if s.normal is not None and s.n_slices == 1 and s.n_phases >= 8]
+    for s in singles:
+        parallel = [t for t in singles if abs(float(t.normal @ s.normal)) > 0.99]
+        if len(parallel) >= 4:
+            return oriented_axis(s.normal)
     lax = [
         s
         for s in series
