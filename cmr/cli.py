@@ -212,3 +212,112 @@ def clip(
     else:
         clip_strip(views).save(out)
     console.print(f"wrote {out}")
+
+
+def _records(url: str):
+    from catalog import queries
+    from catalog.db import session_scope
+    from cmrclip.records import StudyRecord
+
+    with session_scope(url) as session:
+        rows = queries.study_records(session)
+    return [StudyRecord(**{**r, "clip_path": Path(r["clip_path"])}) for r in rows]
+
+
+@app.command()
+def train(
+    config: Annotated[str, typer.Option(help="Model config name (cmrclip/model_configs).")] = "cpu-small",
+    variant: Annotated[str, typer.Option(help="full | static | single_view (baselines).")] = "full",
+    epochs: Annotated[int, typer.Option(min=1)] = 40,
+    batch_size: Annotated[int, typer.Option(min=2)] = 32,
+    lr: Annotated[float, typer.Option()] = 5e-4,
+    seed: Annotated[int, typer.Option()] = 0,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps (resume later).")] = None,
+    activate: Annotated[bool, typer.Option(help="Make the result the checkpoint index/search use.")] = True,
+) -> None:
+    """Contrastive training on (study clips, report impression) pairs of the training split."""
+    from cmrclip.train import train as run_training
+    from indexer.preprocess import PREPROCESS_VERSION
+
+    s = _settings()
+    url = _ready_url()
+    records = _records(url)
+    if not records:
+        _fail("no preprocessed studies in the catalog: run `cmr ingest` first")
+    out = s.checkpoint_dir / f"{config}-{variant}-s{seed}"
+    try:
+        path = run_training(
+            records,
+            out,
+            config_name=config,
+            variant=variant,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            holdout_site=s.holdout_site or None,
+            preprocess_version=PREPROCESS_VERSION,
+            device=s.device,
+            max_steps=max_steps,
+        )
+    except ValueError as exc:
+        _fail(str(exc))
+    if activate and variant == "full" and path.is_file():
+        (s.checkpoint_dir / "ACTIVE").write_text(str(path.resolve()))
+    console.print(f"checkpoint: {path}")
+
+
+@app.command("eval")
+def evaluate_cmd(
+    ground_truth: Annotated[Path, typer.Option(help="ground_truth.csv of the phantom archive.")],
+    checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint (default: the active one).")] = None,
+    split: Annotated[str, typer.Option(help="train | val | test | external")] = "test",
+    site: Annotated[str | None, typer.Option(help="Only studies of this institution.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for report.md, plots and metrics.json.")] = Path("eval"),
+    json_out: Annotated[Path | None, typer.Option(help="Also write the metrics JSON here.")] = None,
+    baselines: Annotated[bool, typer.Option(help="Train and evaluate static / single-view baselines.")] = True,
+) -> None:
+    """Zero-shot, few-shot, probe and retrieval metrics against ground truth, with baselines, as a report."""
+    import csv
+    import shutil
+
+    from cmrclip.checkpoint import read_checkpoint_meta
+    from cmrclip.evaluate import evaluate
+    from cmrclip.train import train as run_training
+
+    s = _settings()
+    checkpoint = checkpoint or s.active_checkpoint()
+    if checkpoint is None or not checkpoint.is_file():
+        _fail("no checkpoint: run `cmr train` first (or pass --checkpoint)")
+    if not ground_truth.is_file():
+        _fail(f"ground truth {ground_truth} does not exist")
+    url = _ready_url()
+    records = _records(url)
+    with ground_truth.open(newline="") as fh:
+        truth = {row["study_uid"]: row for row in csv.DictReader(fh)}
+    meta = read_checkpoint_meta(checkpoint)
+    trained = {}
+    if baselines:
+        args = meta.training
+        for variant in ("static", "single_view"):
+            trained[variant] = run_training(
+                records,
+                s.checkpoint_dir / f"{args['config_name']}-{variant}-s{args['seed']}",
+                config_name=args["config_name"],
+                variant=variant,
+                epochs=args["epochs"],
+                batch_size=args["batch_size"],
+                lr=args["lr"],
+                seed=args["seed"],
+                holdout_site=args.get("holdout_site"),
+                preprocess_version=args["preprocess_version"],
+                device=s.device,
+            )
+    results = evaluate(
+        checkpoint, records, truth, split=split, site=site, baselines=trained, out_dir=out, device=s.device
+    )
+    if json_out:
+        shutil.copy(out / "metrics.json", json_out)
+    console.print(
+        f"report: {out / 'report.md'}  zero-shot macro AUC {results.get('zero_shot_macro_auc', float('nan')):.3f}"
+    )
