@@ -177,8 +177,14 @@ def scan_folder(
     progress: bool = True,
     salt: str = "cmr-default-salt",
     commit_every: int = 20,
+    source: str = "folder",
+    source_ref: str | None = None,
 ) -> ScanResult:
-    """Scan ``root`` and record its studies, series and errors in the catalog."""
+    """Scan ``root`` and record its studies, series and errors in the catalog.
+
+    ``source``/``source_ref`` say where the studies came from (``folder`` + archive root by default; a PACS
+    source stages its studies in a folder and passes ``dicomweb`` + the server URL).
+    """
     root = Path(root).resolve()
     result = ScanResult()
     paths = [str(p) for p in iter_files(root)]
@@ -222,7 +228,14 @@ def scan_folder(
             for p in problems:
                 result.errors[p.kind] += 1
             outcome = write_study(
-                session, study_uid, series, decisions, frames, source="folder", source_ref=str(root), salt=salt
+                session,
+                study_uid,
+                series,
+                decisions,
+                frames,
+                source=source,
+                source_ref=source_ref or str(root),
+                salt=salt,
             )
             setattr(result, f"studies_{outcome}", getattr(result, f"studies_{outcome}") + 1)
             if n % commit_every == 0:
