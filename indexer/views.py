@@ -15,16 +15,16 @@ import numpy as np
 
 # (pattern, label): checked in order on the lower-cased description with separators as spaces.
 OTHER_PATTERNS = [
-    r"\blocali[sz]er\b", r"\bsurvey\b", r"\bscout\b", r"\bt1 ?map", r"\bmolli\b", r"\bshmolli\b", r"\bt2 ?map",
-    r"\bt2\b", r"\bflow\b", r"\bphase contrast\b", r"\bpc\b", r"\bperf", r"\btrig\b", r"\bhaste\b", r"\bt1map",
-    r"\bmap\b", r"\bti ?scout\b", r"\blook ?locker\b", r"\bcalibration\b", r"\baxial\b", r"\btra\b", r"\bcor\b",
+    r"\blocali[sz]er\b", r"\bsurvey\b", r"scout", r"t1 ?map", r"\bmolli\b", r"\bshmolli\b", r"smart ?1",
+    r"\bt2 ?map", r"\bt2\b", r"\bflow\b", r"\bphase contrast\b", r"\bpc\b", r"\bperf", r"\btrig\b",
+    r"\bhaste\b", r"\bmap\b", r"\blook ?locker\b", r"\bcalibration\b", r"\baxial\b", r"\btra\b", r"\bcor\b",
 ]  # fmt: skip
 LGE_PATTERNS = [r"\bpsir\b", r"\bde\b", r"\bmde\b", r"\blge\b", r"\bdelayed\b", r"\blate\b", r"\bir\b", r"\bpsir"]
 PLANE_PATTERNS = [
     ("sax", r"\b(sax|sa|short ?axis|sht ax|short)\b"),
-    ("2ch", r"\b(2 ?ch|2 ?cv|two ?chamber|2 ?chamber|vla)\b"),
-    ("3ch", r"\b(3 ?ch|3 ?cv|three ?chamber|3 ?chamber|lvot)\b"),
-    ("4ch", r"\b(4 ?ch|4 ?cv|four ?chamber|4 ?chamber|hla)\b"),
+    ("2ch", r"\b(2 ?k|2 ?ch|2 ?cv|two ?chamber|2 ?chamber|vla)\b"),
+    ("3ch", r"\b(3 ?k|3 ?ch|3 ?cv|three ?chamber|3 ?chamber|lvot)\b"),
+    ("4ch", r"\b(4 ?k|4 ?ch|4 ?cv|four ?chamber|4 ?chamber|hla)\b"),
     ("lax", r"\b(lax|la|long ?axis)\b"),
 ]
 LAX_VIEWS = ("2ch", "3ch", "4ch")
