@@ -224,6 +224,7 @@ def scan_folder(
             geos = [_geometry(s) for s in series]
             axis = views.study_long_axis(geos)
             decisions = {g.key: views.classify(g, axis, refs) for g in geos}
+            decisions = views.assign_study_lax([g for g in geos if g.n_phases >= 4], decisions, axis, refs)
             record_problems(session, study_uid, problems)
             for p in problems:
                 result.errors[p.kind] += 1

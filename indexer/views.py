@@ -30,7 +30,7 @@ PLANE_PATTERNS = [
 LAX_VIEWS = ("2ch", "3ch", "4ch")
 # Fallback angles (degrees, mod 180) of long-axis plane normals around the long axis, measured from the
 # projection of the patient's superior axis; replaced by calibration from named series when available.
-DEFAULT_LAX_ANGLES = {"4ch": 0.0, "2ch": 90.0, "3ch": 135.0}
+DEFAULT_LAX_ANGLES = {"4ch": 175.0, "2ch": 68.0, "3ch": 112.0}
 # Towards the apex in patient (LPS) coordinates: left, anterior, inferior.
 APEX_PRIOR = np.array([1.0, -1.0, -1.0]) / np.sqrt(3.0)
 
@@ -205,3 +205,37 @@ def calibrate(studies: list[list[SeriesGeometry]]) -> AngleCalibration:
             if abs(float(s.normal @ axis)) < 0.5:
                 cal.add(hint.plane, lax_angle(s.normal, axis))
     return cal
+
+
+def assign_study_lax(
+    series: list[SeriesGeometry], decisions: dict[str, ViewDecision], axis: np.ndarray | None, refs: dict[str, float]
+) -> dict[str, ViewDecision]:
+    """Within one study, long-axis cines placed by geometry alone get distinct views where possible.
+
+    A study rarely holds two 2-chamber cines and no 3-chamber one; when geometry put two unnamed cines on the
+    same view, the assignment with the smallest total angle error over the views not already named is used.
+    """
+    from itertools import permutations
+
+    if axis is None:
+        return decisions
+    unnamed = [
+        s
+        for s in series
+        if decisions[s.key].basis == "geometry" and decisions[s.key].view in LAX_VIEWS and s.normal is not None
+    ]
+    if len(unnamed) < 2:
+        return decisions
+    named = {d.view for k, d in decisions.items() if d.basis != "geometry"}
+    free = [v for v in LAX_VIEWS if v not in named]
+    if len(free) < len(unnamed):
+        return decisions
+    angles = [lax_angle(s.normal, axis) for s in unnamed]
+    best = min(
+        permutations(free, len(unnamed)),
+        key=lambda views: sum(_angle_diff(a, refs[v]) for a, v in zip(angles, views, strict=True)),
+    )
+    out = dict(decisions)
+    for s, view in zip(unnamed, best, strict=True):
+        out[s.key] = ViewDecision(view, "geometry")
+    return out

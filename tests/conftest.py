@@ -92,3 +92,13 @@ def raw_pg_url() -> Iterator[str]:
         yield url
     finally:
         drop()
+
+
+@pytest.fixture(scope="session")
+def phantom_archive(tmp_path_factory):
+    """A small phantom archive shared by the ingest tests: two studies per site preset."""
+    from phantom.archive import synthesize
+
+    out = tmp_path_factory.mktemp("phantom") / "archive"
+    synthesize(out, 6, seed=11, fault_rate=0.0, progress=False)
+    return out

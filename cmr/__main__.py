@@ -1,0 +1,3 @@
+from cmr.cli import app
+
+app(prog_name="cmr")
