@@ -94,7 +94,9 @@ def main() -> None:
     upgrade(url)
 
     t0 = time.perf_counter()
-    summary = synthesize(out, args.studies, seed=args.seed, fault_rate=args.faults, progress=False)
+    summary = synthesize(
+        out, args.studies, seed=args.seed, fault_rate=args.faults, progress=False, workers=args.workers
+    )
     synth_s = time.perf_counter() - t0
     n_files, bare_s = bare_header_loop(out / "dicom")
     result = ingest_folder(

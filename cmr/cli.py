@@ -78,7 +78,9 @@ def synth(
     """Make a phantom CMR archive: DICOM, RIS report export, ground truth and planted faults."""
     from phantom.archive import synthesize
 
-    summary = synthesize(out, studies, sites=site or None, seed=seed, fault_rate=faults, progress=True)
+    summary = synthesize(
+        out, studies, sites=site or None, seed=seed, fault_rate=faults, progress=True, workers=_settings().workers
+    )
     rate = summary.n_studies / max(summary.seconds, 1e-9)
     console.print(
         f"wrote {summary.n_studies} studies, {summary.n_files} files, {summary.bytes / 1e6:.1f} MB to {out} "
