@@ -6,6 +6,7 @@ Only the tags the scan needs are parsed (``specific_tags``), pixel data is never
 from __future__ import annotations
 
 import datetime as dt
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,7 +122,7 @@ def _vector(value, n: int) -> np.ndarray | None:
     return arr if arr.shape == (n,) and np.all(np.isfinite(arr)) else None
 
 
-def _study_attrs(ds) -> dict:
+def _study_attrs(ds: dict) -> dict:
     birth = parse_date(ds.get("PatientBirthDate"))
     study_date = parse_date(ds.get("StudyDate"))
     age = parse_age(ds.get("PatientAge"))
@@ -146,6 +147,39 @@ def _study_attrs(ds) -> dict:
     }
 
 
+_STRING_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UI", "UC", "UT"}
+_BINARY_VRS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
+
+
+def raw_values(ds) -> dict[str, object]:
+    """Keyword → value of the top-level elements, decoded straight from the raw bytes.
+
+    Converting through pydicom's Dataset machinery costs several times the file read itself; the scan needs
+    only strings and a few integers, so they are decoded here (multi-valued strings become lists). Sequences
+    and anything unusual go through pydicom.
+    """
+    out: dict[str, object] = {}
+    for tag in ds.keys():  # noqa: SIM118 - iterating the Dataset itself would convert every element
+        keyword = pydicom.datadict.keyword_for_tag(tag)
+        if not keyword:
+            continue
+        raw = ds.get_item(tag)
+        value = getattr(raw, "value", None)
+        vr = getattr(raw, "VR", None) or (pydicom.datadict.dictionary_VR(tag) if keyword else None)
+        if not isinstance(value, bytes | bytearray):
+            out[keyword] = ds[tag].value
+        elif vr in _STRING_VRS:
+            text = value.decode("latin-1").strip("\x00 ")
+            parts = [p.strip() for p in text.split("\\")]
+            out[keyword] = parts if len(parts) > 1 else text
+        elif vr in _BINARY_VRS and len(value) >= struct.calcsize(_BINARY_VRS[vr]):
+            fmt = ("<" if getattr(raw, "is_little_endian", True) else ">") + _BINARY_VRS[vr]
+            out[keyword] = struct.unpack_from(fmt, value)[0]
+        else:
+            out[keyword] = ds[tag].value
+    return out
+
+
 def _per_frame_geometry(ds, index: int) -> tuple[np.ndarray | None, np.ndarray | None, float | None]:
     """Position, orientation and trigger time of one frame of an enhanced multi-frame image."""
     pos = ori = trig = None
@@ -164,8 +198,8 @@ def _per_frame_geometry(ds, index: int) -> tuple[np.ndarray | None, np.ndarray |
     return pos, ori, trig
 
 
-def _pixel_spacing(ds) -> float | None:
-    spacing = _vector(ds.get("PixelSpacing"), 2)
+def _pixel_spacing(ds, values: dict) -> float | None:
+    spacing = _vector(values.get("PixelSpacing"), 2)
     if spacing is None and "SharedFunctionalGroupsSequence" in ds:
         shared = ds.SharedFunctionalGroupsSequence[0]
         if "PixelMeasuresSequence" in shared:
@@ -189,49 +223,49 @@ def read_headers(path: Path, *, strict: bool = False) -> list[FrameHeader]:
         raise
     except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InvalidDicomError(f"unreadable DICOM header: {exc}") from exc
-    if "SOPInstanceUID" not in ds or "StudyInstanceUID" not in ds:
+    ds_values = raw_values(ds)
+    if "SOPInstanceUID" not in ds_values or "StudyInstanceUID" not in ds_values:
         raise InvalidDicomError("not a DICOM file (no SOP Instance / Study Instance UID)")
-    modality = str(ds.get("Modality", "") or "")
-    sop_class = str(ds.get("SOPClassUID", "") or "")
-    study_uid = str(ds.StudyInstanceUID)
+    modality = str(ds_values.get("Modality", "") or "")
+    sop_class = str(ds_values.get("SOPClassUID", "") or "")
+    study_uid = str(ds_values["StudyInstanceUID"])
     if modality != "MR":
         raise NotAnImage(f"modality {modality or 'missing'} is not MR", study_uid)
     if sop_class and sop_class not in MR_IMAGE_CLASSES:
         name = pydicom.uid.UID(sop_class).name
         raise NotAnImage(f"SOP class {name} holds no MR image", study_uid)
-    rows, cols = _int(ds.get("Rows")), _int(ds.get("Columns"))
+    rows, cols = _int(ds_values.get("Rows")), _int(ds_values.get("Columns"))
     if not rows or not cols:
         raise NotAnImage("no image matrix (Rows/Columns missing)", study_uid)
     meta = getattr(ds, "file_meta", None)
     tsyntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     common = {
         "path": str(path),
-        "sop_uid": str(ds.SOPInstanceUID),
-        "study_uid": str(ds.StudyInstanceUID),
-        "series_uid": str(ds.get("SeriesInstanceUID", "") or ds.StudyInstanceUID + ".0"),
+        "sop_uid": str(ds_values["SOPInstanceUID"]),
+        "study_uid": str(ds_values["StudyInstanceUID"]),
+        "series_uid": str(ds_values.get("SeriesInstanceUID", "") or str(ds_values["StudyInstanceUID"]) + ".0"),
         "modality": modality,
-        "series_description": str(ds.get("SeriesDescription", "") or ""),
-        "series_number": _int(ds.get("SeriesNumber")),
-        "instance_number": _int(ds.get("InstanceNumber")),
-        "pixel_spacing": _pixel_spacing(ds),
-        "slice_thickness": _float(ds.get("SliceThickness")),
+        "series_description": str(ds_values.get("SeriesDescription", "") or ""),
+        "series_number": _int(ds_values.get("SeriesNumber")),
+        "instance_number": _int(ds_values.get("InstanceNumber")),
+        "pixel_spacing": _pixel_spacing(ds, ds_values),
+        "slice_thickness": _float(ds_values.get("SliceThickness")),
         "rows": rows,
         "columns": cols,
-        "inversion_time": _float(ds.get("InversionTime")),
+        "inversion_time": _float(ds_values.get("InversionTime")),
         "transfer_syntax": tsyntax,
-        "study": _study_attrs(ds),
+        "study": _study_attrs(ds_values),
     }
-    n_frames = _int(ds.get("NumberOfFrames")) or 1
+    n_frames = _int(ds_values.get("NumberOfFrames")) or 1
     frames = []
     for i in range(n_frames):
         # Top-level tags first (some exporters leave stray functional groups in single-frame files),
         # then the frame's functional groups (enhanced multi-frame).
-        pos, ori, trig = (
-            _per_frame_geometry(ds, i) if (n_frames > 1 or "ImagePositionPatient" not in ds) else (None, None, None)
-        )
-        top_pos = _vector(ds.get("ImagePositionPatient"), 3)
-        top_ori = _vector(ds.get("ImageOrientationPatient"), 6)
-        top_trig = _float(ds.get("TriggerTime"))
+        use_groups = n_frames > 1 or "ImagePositionPatient" not in ds_values
+        pos, ori, trig = _per_frame_geometry(ds, i) if use_groups else (None, None, None)
+        top_pos = _vector(ds_values.get("ImagePositionPatient"), 3)
+        top_ori = _vector(ds_values.get("ImageOrientationPatient"), 6)
+        top_trig = _float(ds_values.get("TriggerTime"))
         if n_frames == 1:
             pos, ori, trig = (
                 (top_pos if top_pos is not None else pos),

@@ -29,7 +29,7 @@ import math
 import pickle
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,8 +87,9 @@ class RayOptions:
     attempts: int = 2
     # Ray Data progress bars on stderr.
     progress: bool = True
-    # The reader stage (tests wrap it to inject faults); None: read_clip_partition / read_text_partition.
-    reader: Reader | None = None
+    # Reader stage per kind, replacing read_clip_partition ("video") / read_text_partition ("report"); tests wrap
+    # the default to inject faults.
+    readers: Mapping[str, Reader] = field(default_factory=dict)
 
 
 # --- reader -----------------------------------------------------------------------------------------------------------
@@ -111,20 +112,17 @@ def read_text_partition(
         yield [(sid, text, "") for sid, text in items[start : start + batch_size]]
 
 
-def _read_udf(batch: dict[str, np.ndarray], *, reader: Reader, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
-    """Ray Data task: one input row is one partition (its items pickled); yields row batches of samples."""
-    for partition_id, blob in zip(batch["partition"], batch["items"], strict=True):
-        items = pickle.loads(blob)
-        for samples in reader(int(partition_id), items, batch_size):
-            t0 = time.perf_counter()
-            payloads = [pickle.dumps(payload, protocol=5) if payload is not None else b"" for _, payload, _ in samples]
-            yield {
-                "partition": np.full(len(samples), partition_id, dtype=np.int64),
-                "study_id": np.array([sid for sid, _, _ in samples], dtype=np.int64),
-                "payload": np.array(payloads, dtype=object),
-                "reason": np.array([reason for _, _, reason in samples], dtype=object),
-                "read_s": np.full(len(samples), (time.perf_counter() - t0) / max(len(samples), 1)),
-            }
+def _read_rows(row: dict[str, Any], *, reader: Reader, batch_size: int) -> Iterator[dict[str, Any]]:
+    """Ray Data ``flat_map`` task: one input row is one partition (its items pickled); yields one row per item."""
+    partition_id = int(row["partition"])
+    for samples in reader(partition_id, pickle.loads(row["items"]), batch_size):
+        t0 = time.perf_counter()
+        encoded = [(sid, pickle.dumps(payload, protocol=5) if payload is not None else b"", reason)
+                   for sid, payload, reason in samples]
+        share = (time.perf_counter() - t0) / max(len(samples), 1)
+        for sid, payload, reason in encoded:
+            yield {"partition": partition_id, "study_id": int(sid), "payload": payload, "reason": reason,
+                   "read_s": share}
 
 
 # --- mapper -----------------------------------------------------------------------------------------------------------
@@ -262,17 +260,14 @@ def _dataset(parts: dict[int, _Partition], kind: str, checkpoint_ref: Any, optio
     import ray
 
     actors, gpus_per_actor, cpus_per_actor = cluster_plan(options, device)
-    reader = options.reader or (read_clip_partition if kind == "video" else read_text_partition)
+    reader = options.readers.get(kind) or (read_clip_partition if kind == "video" else read_text_partition)
     rows = [{"partition": p, "items": pickle.dumps(part.items, protocol=5)} for p, part in parts.items()]
-    # one block per partition: a reader task is a partition, retried alone
+    # One block per partition: a reader task is one partition, retried alone. Readers are tasks, spread over the
+    # nodes (Ray Data's default scheduling). As a flat_map feeding a fixed batch size they are not fused into the
+    # model actors, which would decode on the actors' few CPUs (test_ray_engine checks the plan).
     return (
         ray.data.from_items(rows, override_num_blocks=len(rows))
-        .map_batches(
-            _read_udf,
-            batch_size=1,
-            fn_kwargs={"reader": reader, "batch_size": options.batch_size},
-            num_cpus=1,
-        )
+        .flat_map(_read_rows, fn_kwargs={"reader": reader, "batch_size": options.batch_size}, num_cpus=1)
         .map_batches(
             ModelActor,
             batch_size=options.batch_size,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -56,6 +57,7 @@ class FileError:
 
 
 def _read_one(path: str) -> tuple[str, list[FrameHeader] | None, FileError | None]:
+    warnings.simplefilter("ignore")  # a truncated file is reported as an error row, not a warning per file
     try:
         return path, read_headers(Path(path)), None
     except InvalidDicomError as exc:
