@@ -24,6 +24,10 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# One thread per query everywhere (the Engine's setting, search.engine.QUERY_THREADS), so the numpy floor,
+# raw FAISS and the engine are measured alike.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
@@ -37,7 +41,7 @@ from catalog.settings import Settings  # noqa: E402
 from cmrclip.checkpoint import save_checkpoint  # noqa: E402
 from cmrclip.factory import create_model  # noqa: E402
 from indexer.faiss_index import build_index, knn_exact, recall_at_k, tuning_queries, write_index  # noqa: E402
-from search.engine import Engine  # noqa: E402
+from search.engine import QUERY_THREADS, Engine  # noqa: E402
 from search.filters import Filters  # noqa: E402
 from search.vector_index import search_parameters  # noqa: E402
 
@@ -65,7 +69,10 @@ def clustered(n: int, dim: int, seed: int, clusters: int = 64, chunk: int = 100_
     return out
 
 
-def timings(fn: Callable[[int], object], n: int) -> np.ndarray:
+def timings(fn: Callable[[int], object], n: int, warmup: int = 3) -> np.ndarray:
+    """Milliseconds of ``fn(i)`` for i < n, after ``warmup`` untimed calls (with other i, so no cache hits)."""
+    for i in range(n, n + warmup):
+        fn(i)
     out = np.empty(n)
     for i in range(n):
         t = time.perf_counter()
@@ -216,7 +223,8 @@ def markdown(rows: list[dict[str, object]], bandwidth: float) -> str:
     lines = [
         f"Measured {dt.date.today().isoformat()} on {platform.node()} ({platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, faiss {faiss.__version__}, "
-        f"no GPU: {faiss.get_num_gpus() == 0}); single-thread read bandwidth {bandwidth:.1f} GB/s. "
+        f"GPUs: {faiss.get_num_gpus()}); load average {os.getloadavg()[0]:.1f} at the end; single-thread read "
+        f"bandwidth {bandwidth:.1f} GB/s. "
         "Latencies in ms; ratios against the numpy exact scan of the same run.",
         "",
         "### Raw search (one query; batched = per query in batches of 32)",
@@ -287,6 +295,8 @@ def main() -> None:
     parser.add_argument("--model", default="cpu-small", help="Model config whose embedding dimension is used.")
     parser.add_argument("--out", type=Path, help="Also write the tables to this markdown file.")
     args = parser.parse_args()
+    faiss.omp_set_num_threads(QUERY_THREADS)
+    torch.set_num_threads(QUERY_THREADS)
     work = Path(tempfile.mkdtemp(prefix="cmr-bench-"))
     model = create_model(args.model)
     checkpoint = work / "model.pt"

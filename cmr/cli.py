@@ -15,7 +15,11 @@ from rich.table import Table
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-app = typer.Typer(help="Natural-language case retrieval for cardiac MRI.", no_args_is_help=True)
+app = typer.Typer(
+    help="Natural-language case retrieval for cardiac MRI.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals can hold patient data
+)
 db_app = typer.Typer(help="Catalog database commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 console = Console()
@@ -23,7 +27,10 @@ err = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}")
+    """One readable line on stderr and a non-zero exit; never a traceback."""
+    from rich.markup import escape
+
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -323,3 +330,14 @@ def evaluate_cmd(
     console.print(
         f"report: {out / 'report.md'}  zero-shot macro AUC {results.get('zero_shot_macro_auc', float('nan')):.3f}"
     )
+
+
+def _register_commands() -> None:
+    """Commands that live in their own modules (index/search, ui)."""
+    from cmr import cli_search, cli_ui
+
+    cli_search.register(app)
+    cli_ui.register(app)
+
+
+_register_commands()

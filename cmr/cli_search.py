@@ -72,6 +72,7 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Search the archive by text (or by example with --similar)."""
+    from catalog.migrate import upgrade
     from cmr.cli import _settings
     from search.engine import MODES, Engine
     from search.errors import DatabaseUnavailable, SearchError
@@ -87,7 +88,10 @@ def search(
         if mode not in MODES:
             _fail(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
         filters = parse_filters(filter_ or [])
-        engine = Engine.open(_settings())
+        settings = _settings()
+        url = settings.resolved_database_url()
+        upgrade(url)  # a fresh data folder gets its schema, as every cmr command does
+        engine = Engine.open(settings, url=url)
         if similar is not None:
             hits = engine.similar(similar, k=k, exclude_same_patient=exclude_same_patient, filters=filters)
         else:

@@ -1,0 +1,118 @@
+"""Which search mode finds cases best: precision@10 per diagnosis query for video, report, both (and negation).
+
+    .venv/bin/python -m search.evaluate_modes --truth demo/ground_truth.csv --withhold 0.5
+
+A fraction of the reports is withheld (as if those studies had never been reported): their report vectors are
+left out of the report ranking, so "report" can only find reported studies and "both" must lean on the video
+signal for the rest, which is the situation hybrid search exists for. Each diagnosis query is the plain-language
+``query`` of ``cmrclip/prompts.json``; a hit is relevant when the study's ground truth has the diagnosis.
+Ground truth is read by evaluation only, never by the product.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from catalog.db import session_scope
+from catalog.models import Study
+from cmrclip.ground_truth import has_diagnosis
+from cmrclip.prompts import DIAGNOSES, load_prompts
+from search.engine import Engine
+from search.fusion import reciprocal_rank_fusion
+
+log = logging.getLogger(__name__)
+
+VARIANTS: tuple[tuple[str, bool], ...] = (("video", False), ("report", False), ("both", False), ("both", True))
+
+
+def load_truth(path: Path) -> dict[str, dict[str, Any]]:
+    """Ground truth per study UID from a JSON object/list or a CSV with a ``study_uid`` column."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        import pandas as pd
+
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        return {row["study_uid"]: dict(row) for row in frame.to_dict("records")}
+    data = json.loads(path.read_text())
+    return data if isinstance(data, dict) else {row["study_uid"]: row for row in data}
+
+
+def ranked_ids(engine: Engine, text: str, mode: str, k: int, withheld: np.ndarray, negation: bool) -> list[int]:
+    """The engine's ranking (same vectors, indexes and fusion) with withheld reports left out of the report side."""
+    vector = engine.query_vector(text, negation=negation)
+    indexes = engine.indexes
+    kinds = ("video", "report") if mode == "both" else (mode,)
+    depth = k if len(kinds) == 1 else max(3 * k, 30)
+    lists = {
+        kind: indexes[kind].search(vector, depth, denied=withheld if kind == "report" else None).ids.tolist()
+        for kind in kinds
+        if kind in indexes
+    }
+    return [i for i, _ in reciprocal_rank_fusion(lists)][:k]
+
+
+def precision_at_k(
+    engine: Engine,
+    truth: Mapping[str, Mapping[str, Any]],
+    *,
+    withhold: float = 0.5,
+    k: int = 10,
+    seed: int = 0,
+    diagnoses: Sequence[str] = DIAGNOSES,
+    variants: Sequence[tuple[str, bool]] = VARIANTS,
+) -> list[dict[str, Any]]:
+    """Per diagnosis a row: the query and precision@k of each (mode, negation) variant, plus the mean row."""
+    with session_scope(engine.url) as session:
+        uid_of = dict(session.execute(select(Study.id, Study.study_uid)).all())
+    reported = np.array(sorted(engine.indexes["report"].ids if "report" in engine.indexes else []), dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    withheld = np.sort(rng.choice(reported, size=int(round(withhold * len(reported))), replace=False))
+    prompts = load_prompts()["diagnoses"]
+    rows = []
+    for name in diagnoses:
+        query = prompts[name].query if name in prompts else None
+        if not query:
+            continue
+        row: dict[str, Any] = {"diagnosis": name, "query": query}
+        for mode, negation in variants:
+            ids = [i for i in ranked_ids(engine, query, mode, 4 * k, withheld, negation) if uid_of.get(i) in truth]
+            relevant = [has_diagnosis(truth[uid_of[i]], name) for i in ids[:k]]
+            row[_label(mode, negation)] = sum(relevant) / k
+        rows.append(row)
+    if rows:
+        labels = [_label(m, n) for m, n in variants]
+        means = {lab: float(np.mean([r[lab] for r in rows])) for lab in labels}
+        rows.append({"diagnosis": "mean", "query": "", **means})
+    return rows
+
+
+def _label(mode: str, negation: bool) -> str:
+    return f"{mode}+negation" if negation else mode
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="precision@10 per diagnosis query for each search mode")
+    parser.add_argument("--truth", type=Path, required=True, help="Ground truth file (CSV or JSON) of the phantom.")
+    parser.add_argument("--withhold", type=float, default=0.5, help="Fraction of reports to withhold.")
+    parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rows = precision_at_k(Engine.open(), load_truth(args.truth), withhold=args.withhold, k=args.k, seed=args.seed)
+    labels = [_label(m, n) for m, n in VARIANTS]
+    print(f"precision@{args.k}, {args.withhold:.0%} of reports withheld")
+    print("| diagnosis | query | " + " | ".join(labels) + " |")
+    print("|---|---|" + "---|" * len(labels))
+    for r in rows:
+        print(f"| {r['diagnosis']} | {r['query']} | " + " | ".join(f"{r[lab]:.2f}" for lab in labels) + " |")
+
+
+if __name__ == "__main__":
+    main()

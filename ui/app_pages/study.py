@@ -1,0 +1,135 @@
+"""Study: every view playable, the full report, metadata, nearest neighbours, a link to the PACS viewer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from catalog import casesets, ui_queries
+from search.errors import SearchError
+from search.filters import Filters
+from ui import previews, privacy, results, state, widgets
+from ui.highlight import escape_markdown
+
+NEIGHBOURS = 6
+SEARCH_PAGE = "app_pages/search.py"
+
+
+@st.cache_data(ttl=600, max_entries=16, show_spinner="Loading the cines…")
+def _sequences(clip_path: str | None) -> dict[str, np.ndarray] | None:
+    views = previews.load_views(clip_path)
+    return previews.view_sequences(views) if views else None
+
+
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def _gif(clip_path: str, label: str) -> bytes:
+    return previews.sequence_gif(_sequences(clip_path)[label])
+
+
+@st.fragment
+def _frame_viewer(clip_path: str, label: str, seq: np.ndarray) -> None:
+    """Frame by frame; a fragment, so moving the slider reruns only this block."""
+    kind = "image" if label.startswith("LGE") else "frame"
+    if len(seq) > 1:
+        index = st.slider(f"{kind.capitalize()} ({len(seq)})", 1, len(seq), 1, key=f"frame_{label}") - 1
+    else:
+        index = 0
+    st.image(previews.frame_png(seq, index), caption=f"{label} · {kind} {index + 1} of {len(seq)}")
+
+
+def _views(detail: ui_queries.StudyDetail) -> None:
+    sequences = _sequences(detail.clip_path)
+    if not sequences:
+        st.warning("The cines of this study are not available: its clip file is missing or it was not "
+                   "preprocessed. Run `cmr ingest` on its archive to make it.", icon=":material/videocam_off:")
+        return
+    for tab, label in zip(st.tabs(list(sequences)), sequences, strict=True):
+        with tab:
+            play, step = st.columns(2)
+            with play:
+                st.image(_gif(detail.clip_path, label), caption=f"{label} · playing")
+            with step:
+                _frame_viewer(detail.clip_path, label, sequences[label])
+
+
+def _report(detail: ui_queries.StudyDetail) -> None:
+    st.subheader("Report")
+    if not detail.report_text:
+        st.caption("No report on file for this study.")
+        return
+    if detail.impression:
+        st.markdown(f"**Impression.** {escape_markdown(detail.impression)}")
+    with st.container(border=True):
+        for paragraph in detail.report_text.split("\n"):
+            if paragraph.strip():
+                st.markdown(escape_markdown(paragraph))
+
+
+def _neighbours(detail: ui_queries.StudyDetail, role: str) -> None:
+    st.subheader("Nearest neighbours")
+    engine, reason = state.engine_or_reason()
+    if engine is None:
+        st.info(reason, icon=":material/info:")
+        return
+    try:
+        hits = results.similar_hits(engine, results.engine_key(engine), detail.study_uid, NEIGHBOURS, Filters(),
+                                    True)
+    except SearchError as exc:
+        st.info(f"No neighbours: {exc}", icon=":material/info:")
+        return
+    if not hits:
+        st.caption("No other patient's study is close to this one.")
+        return
+    for column, hit in zip(st.columns(len(hits)), hits, strict=True):
+        with column, st.container(border=True):
+            widgets.preview(hit)
+            st.markdown(f"**{privacy.study_number(hit)}** · {hit.score:.3f}")
+            st.caption(f"{privacy.age_sex_text(hit, role)} · {(hit.impression or 'no report')[:90]}")
+            st.page_link("app_pages/study.py", label="Open", icon=":material/open_in_new:",
+                         query_params={"study": str(hit.study_id)})
+
+
+raw = st.query_params.get("study", "")
+study_id = int(raw) if raw.isdigit() else None
+if study_id is None:
+    st.title("Study")
+    st.info("Open a study from the search results, or add `?study=<number>` to the address.", icon=":material/info:")
+    st.page_link(SEARCH_PAGE, label="Go to search", icon=":material/search:")
+    st.stop()
+
+with state.db() as session:
+    detail = ui_queries.study_detail(session, study_id)
+    sets = casesets.list_case_sets(session)
+if detail is None:
+    st.title(f"Study #{study_id}")
+    st.warning("This study is not in the catalog (it may have been withdrawn).", icon=":material/block:")
+    st.stop()
+
+role = state.role()
+state.audit_once("study", study_id, "view_study", detail=f"study #{study_id}", n_results=1)
+widgets.show_flashes()
+
+st.title(f"Study #{detail.study_id} · {privacy.date_text(detail.study_date, role)}")
+st.caption(privacy.patient_line(detail, role) + " · " + privacy.age_sex_text(detail, role) + " · "
+           + privacy.scanner_text(detail))
+main, side = st.columns([2.2, 1], gap="large")
+with main:
+    _views(detail)
+    _report(detail)
+with side:
+    st.subheader("Study")
+    st.table(pd.DataFrame(privacy.metadata_rows(detail, role), columns=["field", "value"]), border="horizontal",
+             hide_index=True, hide_header=True)
+    actions = st.container(horizontal=True)
+    with actions:
+        st.page_link(SEARCH_PAGE, label="Similar cases", icon=":material/join_inner:",
+                     query_params={"similar": str(detail.study_id)})
+        if privacy.is_clinician(role):
+            st.link_button("Open in PACS viewer", state.settings().viewer_url_template.format(
+                study_uid=detail.study_uid), icon=":material/open_in_new:")
+    widgets.case_set_popover(detail.study_id, sets, key=f"study_{detail.study_id}")
+    if detail.series:
+        st.caption("Series: " + "; ".join(
+            f"{s.view.upper()} {s.description or ''} ({s.n_slices} × {s.n_phases})" for s in detail.series))
+_neighbours(detail, role)
