@@ -27,6 +27,11 @@ def index(
     batch_size: Annotated[int, typer.Option(min=1, help="Studies per model batch.")] = 32,
     rebuild: Annotated[bool, typer.Option(help="Rebuild the indexes from the vector store from scratch.")] = False,
     workers: Annotated[int | None, typer.Option(min=0, help="Clip-decoding workers (default: settings).")] = None,
+    engine: Annotated[str, typer.Option(help="local (this machine) or ray (a Ray cluster).")] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="--engine ray: auto, ray://head:10001; default a local Ray instance.")
+    ] = None,
+    actors: Annotated[int | None, typer.Option(min=1, help="--engine ray: model actors (default one per GPU).")] = None,
 ) -> None:
     """Embed every study and report the checkpoint has not embedded yet, then update the FAISS indexes."""
     from cmr.cli import _ready_url, _settings
@@ -39,15 +44,36 @@ def index(
         checkpoint = resolve_checkpoint(s)
     except FileNotFoundError as exc:
         _fail(str(exc))
-    run = run_index(
-        url,
-        checkpoint,
-        s.index_dir,
-        batch_size=batch_size,
-        rebuild=rebuild,
-        device=s.device,
-        workers=s.workers if workers is None else workers,
-    )
+    if engine not in ("local", "ray"):
+        _fail(f"unknown engine {engine!r}; use local or ray")
+    if engine == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            _fail("--engine ray needs Ray: pip install 'cmr-retrieval[ray]'")
+        from indexer.ray_engine import RayOptions, run_index_ray
+
+        try:
+            run = run_index_ray(
+                url,
+                checkpoint,
+                s.index_dir,
+                rebuild=rebuild,
+                device=s.device,
+                options=RayOptions(address=address, concurrency=actors, batch_size=batch_size),
+            )
+        except RuntimeError as exc:  # some partitions still failing; the rest are stored
+            _fail(str(exc))
+    else:
+        run = run_index(
+            url,
+            checkpoint,
+            s.index_dir,
+            batch_size=batch_size,
+            rebuild=rebuild,
+            device=s.device,
+            workers=s.workers if workers is None else workers,
+        )
     table = Table(title=f"index (checkpoint {run.checkpoint_hash}, {run.device})", show_header=False)
     for what, t in (("studies", run.studies), ("reports", run.reports)):
         table.add_row(

@@ -150,7 +150,7 @@ def write_vectors(url: str, checkpoint_hash: str, kind: str, ids: Sequence[int],
         search_queries.put_vectors(session, checkpoint_hash, kind, ids, vectors)
 
 
-def _record_failures(url: str, failed: list[tuple[int, str]]) -> None:
+def record_failures(url: str, failed: list[tuple[int, str]]) -> None:
     if not failed:
         return
     with session_scope(url) as session:
@@ -186,7 +186,7 @@ def embed_studies(
         if chunk is None:
             break
         times.read += t1 - t0
-        _record_failures(url, chunk.failed)
+        record_failures(url, chunk.failed)
         times.failed.extend(i for i, _ in chunk.failed)
         if chunk.batch is not None:
             vectors = map_studies(model, chunk.batch)

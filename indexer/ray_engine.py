@@ -42,11 +42,11 @@ from catalog.db import session_scope
 from indexer.embed import (
     ClipFiles,
     StageTimes,
-    _record_failures,
     collate_clip_batch,
     map_studies,
     map_texts,
     partition,
+    record_failures,
     write_vectors,
 )
 from indexer.index_builds import KINDS, update_index
@@ -61,7 +61,8 @@ TARGET_PARTITION_SIZE = 256
 # One row of the reader's output: (study id, payload, reason). The payload is a decoded clip dict for videos,
 # the text for reports, None when the item could not be read (reason says why).
 Sample = tuple[int, Any, str]
-Reader = Callable[[int, Sequence[tuple[int, str]]], Iterator[list[Sample]]]
+# A reader: (partition id, its items, batch size) -> batches of samples.
+Reader = Callable[[int, Sequence[tuple[int, str]], int], Iterator[list[Sample]]]
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,9 @@ class RayOptions:
     cpus_per_actor: float = 1.0
     # Studies (or reports) per model batch.
     batch_size: int = 32
-    # Ray Data retries of one failed reader or mapper call before the dataset fails.
+    # Ray Data retries of one failed reader or mapper call; after them its rows are dropped for this pass.
     task_retries: int = 2
-    # Driver passes over the partitions still unwritten after a dataset failure.
+    # Driver passes: each one runs the partitions still unwritten; then embed_with_ray raises.
     attempts: int = 2
     # Ray Data progress bars on stderr.
     progress: bool = True
@@ -153,28 +154,31 @@ class ModelActor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         t0 = time.perf_counter()
-        ids = [int(i) for i in batch["study_id"]]
-        payloads = [pickle.loads(p) if len(p) else None for p in batch["payload"]]
-        reasons = [str(r) for r in batch["reason"]]
+        # A replayed reader task can deliver a study twice; keep one row per study so rows and vectors line up.
+        last = {int(sid): n for n, sid in enumerate(batch["study_id"])}
+        keep = sorted(last.values())
+        ids = [int(batch["study_id"][n]) for n in keep]
+        payloads = [pickle.loads(batch["payload"][n]) if len(batch["payload"][n]) else None for n in keep]
+        reasons = [str(batch["reason"][n]) for n in keep]
         vectors = np.zeros((len(ids), self.model.embed_dim), dtype=np.float32)
         if self.kind == "video":
             clips = collate_clip_batch(list(zip(ids, payloads, reasons, strict=True)))
             failed = dict(clips.failed)
             if clips.batch is not None:
-                rows = [ids.index(i) for i in clips.ids]
-                vectors[rows] = map_studies(self.model, clips.batch)
-            reasons = [failed.get(i, "") for i in ids]
+                position = {sid: n for n, sid in enumerate(ids)}
+                vectors[[position[sid] for sid in clips.ids]] = map_studies(self.model, clips.batch)
+            reasons = [failed.get(sid, "") for sid in ids]
         else:
-            ok = [n for n, (p, r) in enumerate(zip(payloads, reasons, strict=True)) if p is not None and not r]
+            ok = [n for n, (text, reason) in enumerate(zip(payloads, reasons, strict=True)) if text and not reason]
             if ok:
                 vectors[ok] = map_texts(self.model, [payloads[n] for n in ok])
-            reasons = [r if n not in ok else "" for n, r in enumerate(reasons)]
+            reasons = [reason or ("" if n in ok else "empty report text") for n, reason in enumerate(reasons)]
         return {
-            "partition": batch["partition"],
-            "study_id": batch["study_id"],
+            "partition": batch["partition"][keep],
+            "study_id": np.array(ids, dtype=np.int64),
             "vector": vectors,
             "reason": np.array(reasons, dtype=object),
-            "read_s": batch["read_s"],
+            "read_s": batch["read_s"][keep],
             "map_s": np.full(len(ids), (time.perf_counter() - t0) / max(len(ids), 1)),
         }
 
@@ -292,7 +296,7 @@ def _write_partition(url: str, checkpoint_hash: str, kind: str, part: _Partition
     if ok:
         write_vectors(url, checkpoint_hash, kind, ok, np.stack([part.rows[i][0] for i in ok]))
     if kind == "video":
-        _record_failures(url, failed)  # idempotent: a re-run records nothing twice
+        record_failures(url, failed)  # idempotent: a re-run records nothing twice
     part.written = True
     part.rows.clear()
     times.done += len(ok)

@@ -6,17 +6,16 @@ from pathlib import Path
 
 from catalog.settings import Settings
 
-TRAIN_STATE_FILE = "train_state.pt"
-
 
 def resolve_checkpoint(settings: Settings, explicit: Path | None = None) -> Path:
-    """``explicit``, else ``settings.checkpoint``, else the newest ``*.pt`` under ``settings.checkpoint_dir``."""
-    if explicit is not None or settings.checkpoint:
-        path = Path(explicit or settings.checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint {path} does not exist")
-        return path
-    found = [p for p in settings.checkpoint_dir.rglob("*.pt") if p.name != TRAIN_STATE_FILE]
-    if not found:
-        raise FileNotFoundError(f"no checkpoint under {settings.checkpoint_dir}: run `cmr train` first")
-    return max(found, key=lambda p: p.stat().st_mtime)
+    """``explicit``, else ``settings.checkpoint``, else the checkpoint ``cmr train`` marked active.
+
+    Baselines trained for evaluation (static, single-view) are never picked up by accident: only a checkpoint
+    named explicitly or marked active serves searches.
+    """
+    path = Path(explicit) if explicit is not None else settings.active_checkpoint()
+    if path is None:
+        raise FileNotFoundError(f"no active checkpoint under {settings.checkpoint_dir}: run `cmr train` first")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist: run `cmr train` first")
+    return path

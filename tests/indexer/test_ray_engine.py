@@ -113,7 +113,9 @@ def _options(**kwargs) -> RayOptions:
     return RayOptions(**{"partitions": 3, "concurrency": 1, "batch_size": 2, "progress": False, **kwargs})
 
 
-def test_ray_path_matches_local_path(local_ray, seed_catalog, tmp_path):
+def test_ray_path_matches_local_path_despite_a_failed_partition(local_ray, seed_catalog, tmp_path):
+    """Same vectors, errors and index builds as the local runner, although partition 1 raises on its first attempt
+    after emitting a batch: the retry loses nothing and doubles nothing."""
     checkpoint = tiny_checkpoints()[0]
     checkpoint_hash = tiny_model(0)[1].hash
     local_url = _copy(seed_catalog, tmp_path / "local")
@@ -121,8 +123,11 @@ def test_ray_path_matches_local_path(local_ray, seed_catalog, tmp_path):
 
     local = run_index(local_url, checkpoint, tmp_path / "local" / "index", batch_size=4, device="cpu", workers=0,
                       progress=False)
-    remote = run_index_ray(ray_url, checkpoint, tmp_path / "ray" / "index", options=_options(), device="cpu")
+    flaky = FlakyReader(str(tmp_path), fail_partition=1)
+    remote = run_index_ray(ray_url, checkpoint, tmp_path / "ray" / "index", options=_options(readers={"video": flaky}),
+                           device="cpu")
 
+    assert (tmp_path / "failed-1").exists(), "the fault was not injected"
     assert (remote.studies.done, sorted(remote.studies.failed)) == (local.studies.done, sorted(local.studies.failed))
     assert remote.studies.done == N_STUDIES - 1 and len(remote.studies.failed) == 1
     assert remote.reports.done == local.reports.done > 0
@@ -130,21 +135,6 @@ def test_ray_path_matches_local_path(local_ray, seed_catalog, tmp_path):
     _assert_same_vectors(a, b)
     assert a["errors"] == b["errors"] and any(stage == "embed" for _, stage, _ in b["errors"])
     assert a["builds"] == b["builds"]
-
-
-def test_failed_partition_is_retried_without_loss_or_doubling(local_ray, seed_catalog, tmp_path):
-    checkpoint = tiny_checkpoints()[0]
-    checkpoint_hash = tiny_model(0)[1].hash
-    ref_url = _copy(seed_catalog, tmp_path / "ref")
-    url = _copy(seed_catalog, tmp_path / "flaky")
-    embed_studies(ref_url, tiny_model(0)[0], checkpoint_hash, batch_size=4, workers=0, progress=False)
-
-    reader = FlakyReader(str(tmp_path), fail_partition=1)
-    times = embed_with_ray(url, checkpoint, "video", options=_options(reader=reader), device="cpu")
-
-    assert (tmp_path / "failed-1").exists(), "the fault was not injected"
-    assert times.done == N_STUDIES - 1
-    _assert_same_vectors(_state(ref_url, checkpoint_hash), _state(url, checkpoint_hash))
 
 
 def test_killed_job_resumes_and_skips_written_partitions(local_ray, seed_catalog, tmp_path):
@@ -156,9 +146,9 @@ def test_killed_job_resumes_and_skips_written_partitions(local_ray, seed_catalog
 
     # partition 0 fails on every attempt: the job gives up, the other partitions are stored
     doomed = FlakyReader(str(tmp_path), fail_partition=0, always=True)
+    once = _options(readers={"video": doomed}, task_retries=0, attempts=1)
     with pytest.raises(RuntimeError, match="partitions could not be embedded"):
-        embed_with_ray(url, checkpoint, "video", options=_options(reader=doomed, task_retries=0, attempts=1),
-                       device="cpu")
+        embed_with_ray(url, checkpoint, "video", options=once, device="cpu")
     with session_scope(url) as session:
         stored = set(search_queries.vector_ids(session, checkpoint_hash, "video").tolist())
         pending = search_queries.studies_to_embed(session, checkpoint_hash)
@@ -168,3 +158,20 @@ def test_killed_job_resumes_and_skips_written_partitions(local_ray, seed_catalog
     times = embed_with_ray(url, checkpoint, "video", options=_options(), device="cpu")
     assert times.done + len(times.failed) == len(pending)
     _assert_same_vectors(_state(ref_url, checkpoint_hash), _state(url, checkpoint_hash))
+
+
+def test_readers_are_cpu_tasks_separate_from_the_model_actors(local_ray):
+    """Ray Data fuses stages with compatible settings; decoding fused into the actors would run on their CPUs."""
+    import contextlib
+    import io
+
+    from indexer.ray_engine import _dataset, _Partition
+
+    parts = {0: _Partition([(1, "/a.npz")]), 1: _Partition([(2, "/b.npz")])}
+    ds = _dataset(parts, "video", ray.put(b""), _options(), "cpu")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        ds.explain()
+    physical = out.getvalue().split("Physical Plan (Optimized)")[-1]
+    assert "TaskPoolMapOperator[FlatMap(_read_rows)]" in physical
+    assert "ActorPoolMapOperator[MapBatches(ModelActor)]" in physical
