@@ -232,3 +232,6 @@ class IngestWatermark(Base):
 
 
 Index("ix_series_study_view", Series.study_id, Series.view)
+
+# Registers identity_links on Base.metadata (Alembic autogenerate, the migration tests).
+from catalog import identity as _identity  # noqa: E402,F401

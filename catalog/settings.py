@@ -49,6 +49,24 @@ class Settings(BaseSettings):
     # DICOM reading strictness: "lenient" accepts files without a preamble / file meta, "strict" rejects them.
     dicom_read: Literal["lenient", "strict"] = "lenient"
 
+    # PACS (DICOMweb) source: base URL of the DICOMweb service, authentication, politeness, what counts as CMR.
+    pacs_url: str = ""
+    pacs_auth: Literal["none", "basic", "bearer"] = "none"
+    pacs_user: str = ""
+    pacs_password: str = ""
+    pacs_token: str = ""
+    pacs_concurrency: int = 4
+    pacs_timeout_s: float = 30.0
+    pacs_retries: int = 3
+    pacs_backoff_s: float = 1.0
+    pacs_modality: str = "MR"
+    pacs_description_pattern: str = r"(?i)card|heart|herz|kardio|\bcmr\b|coronar|myocard|\bcine\b"
+    # De-identification on the way in (PS3.15 Annex E basic profile, retain patient characteristics).
+    deidentify: bool = False
+    deid_date_mode: Literal["shift", "year"] = "shift"
+    deid_secret: str = ""
+    deid_keep_mapping: bool = False
+
     @property
     def clip_dir(self) -> Path:
         return self.data_dir / "clips"

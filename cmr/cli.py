@@ -97,21 +97,37 @@ def synth(
 
 @app.command()
 def ingest(
-    archive: Annotated[Path, typer.Argument(help="Archive folder of DICOM files.")],
+    archive: Annotated[Path | None, typer.Argument(help="Archive folder of DICOM files (folder source).")] = None,
     reports: Annotated[Path | None, typer.Option(help="RIS report export (CSV or JSONL).")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: settings).")] = None,
+    source: Annotated[str, typer.Option(help="folder or dicomweb.")] = "folder",
+    url: Annotated[str | None, typer.Option(help="DICOMweb base URL (default: settings pacs_url).")] = None,
+    since: Annotated[str | None, typer.Option(help="DICOMweb: only studies from this date (YYYY-MM-DD).")] = None,
+    deidentify: Annotated[bool, typer.Option(help="De-identify on the way in (PS3.15 Annex E).")] = False,
 ) -> None:
-    """Scan an archive, import reports and preprocess every new or changed study into clips."""
+    """Scan an archive (or a PACS), import reports and preprocess every new or changed study into clips."""
     from catalog import queries
     from catalog.db import session_scope
     from indexer.ingest import ingest_folder
 
-    if not archive.is_dir():
-        _fail(f"archive folder {archive} does not exist")
+    s = _settings()
+    if source not in ("folder", "dicomweb"):
+        _fail(f"unknown source {source!r}; use folder or dicomweb")
     if reports is not None and not reports.is_file():
         _fail(f"report export {reports} does not exist")
-    s = _settings()
+    if source == "dicomweb":
+        from cmr.cli_pacs import ingest_from_pacs
+
+        ingest_from_pacs(url or s.pacs_url, since, deidentify or s.deidentify, db_url=_ready_url(), reports=reports)
+        return
+    if archive is None or not archive.is_dir():
+        _fail(f"archive folder {archive} does not exist" if archive else "give the archive folder to ingest")
     url = _ready_url()
+    if deidentify or s.deidentify:
+        from cmr.cli_pacs import ingest_folder_deidentified
+
+        ingest_folder_deidentified(archive, db_url=url, reports=reports)
+        return
     summary = ingest_folder(
         url, archive, s.clip_dir, reports=reports, workers=workers or s.workers, salt=s.pseudonym_salt
     )

@@ -29,6 +29,7 @@ STUDY_FIELDS = [
 SERIES_FIELDS = ["SeriesInstanceUID", "SeriesDescription", "Modality", "NumberOfSeriesRelatedInstances"]
 # Whatever transfer syntax the PACS stores: no transcoding on the server, the scan reads them all.
 ANY_SYNTAX = (("application/dicom", "*"),)
+QIDO_PAGE = 500
 TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
@@ -69,23 +70,37 @@ class DicomWebSource:
         filters: dict[str, Any] = {"ModalitiesInStudy": self.cfg.modality}
         if since is not None:
             filters["StudyDate"] = f"{since:%Y%m%d}-"
-        found = self.client.search_for_studies(search_filters=filters, fields=STUDY_FIELDS, get_remaining=True)
-        listings = []
-        for ds in map(_dataset, found):
+        listings: dict[str, StudyListing] = {}
+        for ds in self._search_studies(filters):
             uid = str(ds.get("StudyInstanceUID", "") or "")
             if not uid:
                 continue
             counts = f"{ds.get('NumberOfStudyRelatedSeries', '')}/{ds.get('NumberOfStudyRelatedInstances', '')}"
-            listings.append(
-                StudyListing(
-                    study_uid=uid,
-                    study_date=parse_date(ds.get("StudyDate")),
-                    version=counts,
-                    identity=identity_of(ds),
-                    description=str(ds.get("StudyDescription", "") or ""),
-                )
+            listings[uid] = StudyListing(
+                study_uid=uid,
+                study_date=parse_date(ds.get("StudyDate")),
+                version=counts,
+                identity=identity_of(ds),
+                description=str(ds.get("StudyDescription", "") or ""),
             )
-        return sorted(listings, key=lambda s: (s.study_date or dt.date.min, s.study_uid))
+        return sorted(listings.values(), key=lambda s: (s.study_date or dt.date.min, s.study_uid))
+
+    def _search_studies(self, filters: dict[str, Any]) -> Iterator[Dataset]:
+        """QIDO-RS pages of QIDO_PAGE studies. Paging is ours: dicomweb-client's ``get_remaining`` sends an offset
+        without a limit, which Orthanc ignores, so it would ask for the same page forever."""
+        offset, seen = 0, set()
+        while True:
+            page = self.client.search_for_studies(
+                search_filters=filters, fields=STUDY_FIELDS, limit=QIDO_PAGE, offset=offset
+            )
+            uids = {str(item.get("0020000D", {}).get("Value", [""])[0]) for item in page}
+            if not page or uids <= seen:  # the end, or a server that ignores the offset
+                return
+            seen |= uids
+            yield from map(_dataset, page)
+            if len(page) < QIDO_PAGE:
+                return
+            offset += len(page)
 
     def series_to_fetch(self, study: StudyListing) -> list[str]:
         """UIDs of the study's series of the configured modality; raises FilteredOut for a non-cardiac study."""

@@ -163,6 +163,9 @@ def write_study(
     if study.state != StudyState.WITHDRAWN:
         study.state = StudyState.SCANNED
     study.clip_path = None
+    if existing is not None and existing.series:
+        existing.series.clear()  # delete the old rows first: the new ones reuse their series UIDs
+        session.flush()
     study.series = [_series_row(s, decisions[s.series_uid]) for s in series]
     if existing is None:
         session.add(study)

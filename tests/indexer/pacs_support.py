@@ -92,6 +92,9 @@ class OrthancServer:
                 self.proc.wait()
         self.proc = None
 
+    def instance_count(self) -> int:
+        return requests.get(f"{self.url}/statistics", auth=self._auth(), timeout=10).json()["CountInstances"]
+
     def upload(self, files: list[Path], threads: int = 2) -> int:
         """POST every file to /instances; returns how many Orthanc accepted."""
         session = requests.Session()
