@@ -115,6 +115,7 @@ def build_engine_data(root: Path, n_studies: int = 12, seed: int = 0) -> EngineD
     model = create_model("cpu-small", pretrained_text=False, **TINY).eval()
     checkpoint = data_dir / "checkpoints" / "tiny.pt"
     meta = save_checkpoint(model, checkpoint, PREPROCESS_VERSION)
+    (checkpoint.parent / "ACTIVE").write_text(str(checkpoint))  # as `cmr train` marks it
     run_index(url, checkpoint, data_dir / "index", batch_size=8, device="cpu", workers=0, progress=False)
     # a study that was indexed, then lost its clip file
     missing = ids[1]
