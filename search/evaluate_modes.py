@@ -25,6 +25,8 @@ from catalog.db import session_scope
 from catalog.models import Study
 from cmrclip.ground_truth import has_diagnosis
 from cmrclip.prompts import DIAGNOSES, load_prompts
+from cmrclip.records import StudyRecord
+from cmrclip.splits import split_of
 from search.engine import Engine
 from search.fusion import reciprocal_rank_fusion
 
@@ -45,14 +47,25 @@ def load_truth(path: Path) -> dict[str, dict[str, Any]]:
     return data if isinstance(data, dict) else {row["study_uid"]: row for row in data}
 
 
-def ranked_ids(engine: Engine, text: str, mode: str, k: int, withheld: np.ndarray, negation: bool) -> list[int]:
-    """The engine's ranking (same vectors, indexes and fusion) with withheld reports left out of the report side."""
+def ranked_ids(
+    engine: Engine,
+    text: str,
+    mode: str,
+    k: int,
+    withheld: np.ndarray,
+    negation: bool,
+    allowed: np.ndarray | None = None,
+) -> list[int]:
+    """The engine's ranking (same vectors, indexes and fusion) over ``allowed`` studies, with withheld reports
+    left out of the report side."""
     vector = engine.query_vector(text, negation=negation)
     indexes = engine.indexes
     kinds = ("video", "report") if mode == "both" else (mode,)
     depth = k if len(kinds) == 1 else max(3 * k, 30)
     lists = {
-        kind: indexes[kind].search(vector, depth, denied=withheld if kind == "report" else None).ids.tolist()
+        kind: indexes[kind]
+        .search(vector, depth, allowed=allowed, denied=withheld if kind == "report" else None)
+        .ids.tolist()
         for kind in kinds
         if kind in indexes
     }
@@ -68,11 +81,26 @@ def precision_at_k(
     seed: int = 0,
     diagnoses: Sequence[str] = DIAGNOSES,
     variants: Sequence[tuple[str, bool]] = VARIANTS,
+    holdout_site: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Per diagnosis a row: the query and precision@k of each (mode, negation) variant, plus the mean row."""
+    """Per diagnosis a row: the query and precision@k of each (mode, negation) variant, plus the mean row.
+
+    Only studies the model never trained on are searched and counted: the test split and the held-out site.
+    """
+    holdout = holdout_site or engine.meta.training.get("holdout_site")
     with session_scope(engine.url) as session:
-        uid_of = dict(session.execute(select(Study.id, Study.study_uid)).all())
+        rows_ = session.execute(select(Study.id, Study.study_uid, Study.patient_key, Study.institution)).all()
+    uid_of = {r[0]: r[1] for r in rows_}
+    evaluated = np.array(
+        sorted(
+            r[0]
+            for r in rows_
+            if split_of(StudyRecord(r[0], r[1], Path(), None, r[2], r[3] or ""), holdout) in ("test", "external")
+        ),
+        dtype=np.int64,
+    )
     reported = np.array(sorted(engine.indexes["report"].ids if "report" in engine.indexes else []), dtype=np.int64)
+    reported = reported[np.isin(reported, evaluated)]
     rng = np.random.default_rng(seed)
     withheld = np.sort(rng.choice(reported, size=int(round(withhold * len(reported))), replace=False))
     prompts = load_prompts()["diagnoses"]
@@ -83,7 +111,8 @@ def precision_at_k(
             continue
         row: dict[str, Any] = {"diagnosis": name, "query": query}
         for mode, negation in variants:
-            ids = [i for i in ranked_ids(engine, query, mode, 4 * k, withheld, negation) if uid_of.get(i) in truth]
+            ranked = ranked_ids(engine, query, mode, 4 * k, withheld, negation, allowed=evaluated)
+            ids = [i for i in ranked if uid_of.get(i) in truth]
             relevant = [has_diagnosis(truth[uid_of[i]], name) for i in ids[:k]]
             row[_label(mode, negation)] = sum(relevant) / k
         rows.append(row)
@@ -104,8 +133,16 @@ def main() -> None:
     parser.add_argument("--withhold", type=float, default=0.5, help="Fraction of reports to withhold.")
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--holdout-site", help="Held-out institution (default: the checkpoint's).")
     args = parser.parse_args()
-    rows = precision_at_k(Engine.open(), load_truth(args.truth), withhold=args.withhold, k=args.k, seed=args.seed)
+    rows = precision_at_k(
+        Engine.open(),
+        load_truth(args.truth),
+        withhold=args.withhold,
+        k=args.k,
+        seed=args.seed,
+        holdout_site=args.holdout_site,
+    )
     labels = [_label(m, n) for m, n in VARIANTS]
     print(f"precision@{args.k}, {args.withhold:.0%} of reports withheld")
     print("| diagnosis | query | " + " | ".join(labels) + " |")
