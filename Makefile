@@ -1,8 +1,8 @@
 # The two set-up commands of the README: `make demo` and `make test`. Each creates .venv when missing.
 PY := .venv/bin/python
 DEMO_DIR ?= demo
-DEMO_STUDIES ?= 180
-DEMO_EPOCHS ?= 30
+DEMO_STUDIES ?= 240
+DEMO_EPOCHS ?= 40
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 # The demo archive's third site is held out of training, to show external validation.
