@@ -103,9 +103,10 @@ def link_reports(session: Session, study_ids: Iterable[int] | None = None) -> in
 
 
 def study_records(session: Session) -> list[dict]:
-    """Per usable study: id, uid, clip path, impression, patient key, site — the model's training/eval input."""
+    """Per usable study: id, uid, clip path, impression, patient key, site, findings — the model's input."""
     stmt = (
-        select(Study.id, Study.study_uid, Study.clip_path, Report.impression, Study.patient_key, Study.institution)
+        select(Study.id, Study.study_uid, Study.clip_path, Report.impression, Study.patient_key, Study.institution,
+               Report.findings)
         .outerjoin(Report, Report.study_id == Study.id)
         .where(Study.state == StudyState.PREPROCESSED, Study.clip_path.is_not(None))
         .order_by(Study.id)
@@ -118,6 +119,7 @@ def study_records(session: Session) -> list[dict]:
             "caption": r[3],
             "patient_key": r[4],
             "site": r[5] or "",
+            "findings": r[6],
         }
         for r in session.execute(stmt).all()
     ]

@@ -258,6 +258,8 @@ def train(
     lr: Annotated[float, typer.Option()] = 5e-4,
     seed: Annotated[int, typer.Option()] = 0,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps (resume later).")] = None,
+    impression_prob: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Share of steps captioned by the impression; the rest by report sentences.")] = 0.5,
     activate: Annotated[bool, typer.Option(help="Make the result the checkpoint index/search use.")] = True,
 ) -> None:
     """Contrastive training on (study clips, report impression) pairs of the training split."""
@@ -284,6 +286,7 @@ def train(
             preprocess_version=PREPROCESS_VERSION,
             device=s.device,
             max_steps=max_steps,
+            impression_prob=impression_prob,
         )
     except ValueError as exc:
         _fail(str(exc))
@@ -337,6 +340,7 @@ def evaluate_cmd(
                 holdout_site=args.get("holdout_site"),
                 preprocess_version=args["preprocess_version"],
                 device=s.device,
+                impression_prob=args.get("impression_prob", 1.0),
             )
     results = evaluate(
         checkpoint, records, truth, split=split, site=site, baselines=trained, out_dir=out, device=s.device

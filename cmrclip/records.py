@@ -20,3 +20,5 @@ class StudyRecord:
     patient_key: str
     # site / institution key, for held-out-site evaluation
     site: str
+    # report findings section; None = none. Training draws caption sentences from it (cmrclip.captions)
+    findings: str | None = None

@@ -26,7 +26,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from cmrclip.augment import AugmentConfig, augment_batch
-from cmrclip.batch import batch_to
+from cmrclip.batch import batch_to, collate_studies
+from cmrclip.captions import CaptionSampler
 from cmrclip.checkpoint import save_checkpoint
 from cmrclip.config import VARIANTS
 from cmrclip.dataset import StudyClipDataset, collate_pairs, usable_records
@@ -66,12 +67,15 @@ def train(
     save_every: int = 50,
     max_steps: int | None = None,
     model_overrides: dict[str, Any] | None = None,
+    impression_prob: float = 0.5,
 ) -> Path:
     """Train on the train split of ``records`` and return the checkpoint path (``out_dir/model.pt``).
 
     ``variant``: ``full`` (all views, all frames), ``static`` (end-diastolic frame only) or ``single_view``
-    (4CH only). ``max_steps`` stops early after that many optimiser steps in total (a run restarted with a
-    larger or no limit resumes); the schedule always spans ``epochs``.
+    (4CH only). ``impression_prob``: how often a step's caption is the impression rather than sentences drawn
+    from the whole report (``cmrclip.captions``; 1.0 trains on impressions only). ``max_steps`` stops early
+    after that many optimiser steps in total (a run restarted with a larger or no limit resumes); the schedule
+    always spans ``epochs``.
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
@@ -90,6 +94,7 @@ def train(
         "config_name": config_name, "variant": variant, "epochs": epochs, "batch_size": batch_size, "lr": lr,
         "seed": seed, "holdout_site": holdout_site, "preprocess_version": preprocess_version,
         "weight_decay": weight_decay, "warmup_fraction": warmup_fraction, "model_overrides": model_overrides,
+        "impression_prob": impression_prob,
         "train_studies": sorted(r.study_uid for r in train_set.records),
     }
 
@@ -107,6 +112,7 @@ def train(
         log.info("resuming %s at step %d of %d", out_dir, step, total_steps)
 
     aug = AugmentConfig(temporal_roll=variant != "static")
+    captioner = CaptionSampler(impression_prob=impression_prob)
     loss_fn = ClipLoss()
     stop = total_steps if max_steps is None else min(total_steps, max_steps)
     bar = tqdm(total=total_steps, initial=step, disable=not progress, desc=f"train {config_name}/{variant}")
@@ -114,8 +120,11 @@ def train(
     while step < stop:
         epoch, first = divmod(step, steps_per_epoch)
         model.train()
-        for batch, captions in _epoch_batches(train_set, batch_size, seed, epoch, first):
+        for indices in _epoch_batches(len(train_set), batch_size, seed, epoch, first):
             generator = _seed_step(seed, step)
+            records = [train_set.records[i] for i in indices]
+            captions = [captioner(r.caption or "", r.findings, generator) for r in records]
+            batch = collate_studies([train_set.clips(i) for i in indices])
             batch = batch_to(augment_batch(batch, aug, generator), dev)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
                 loss = loss_fn(**model(batch, captions))
@@ -188,14 +197,12 @@ def _seed_step(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(step_seed)
 
 
-def _epoch_batches(
-    dataset: StudyClipDataset, batch_size: int, seed: int, epoch: int, first: int
-) -> Iterator[tuple[dict[str, torch.Tensor], list[str]]]:
-    """The batches of one epoch (a seeded shuffle, last partial batch dropped), starting at batch ``first``."""
+def _epoch_batches(size: int, batch_size: int, seed: int, epoch: int, first: int) -> Iterator[list[int]]:
+    """The batches of one epoch as dataset indices (a seeded shuffle, last partial batch dropped), starting at
+    batch ``first``. Clips are cached in memory by the dataset, so no loader workers are needed."""
     generator = torch.Generator().manual_seed(seed * 7919 + epoch)
-    order = torch.randperm(len(dataset), generator=generator).tolist()
-    batches = [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
-    yield from DataLoader(dataset, batch_sampler=batches[first:], collate_fn=collate_pairs, num_workers=0)
+    order = torch.randperm(size, generator=generator).tolist()
+    yield from [order[i : i + batch_size] for i in range(first * batch_size, size - batch_size + 1, batch_size)]
 
 
 @torch.no_grad()

@@ -87,7 +87,7 @@ def test_search_open_study_and_add_to_case_set(server: str, engine_data: EngineD
             box.fill("dilated left ventricle")
             page.get_by_role("button", name="Search").click()
             expect(page.get_by_text(re.compile(r"^12 studies, best match first"))).to_be_visible(timeout=90_000)
-            expect(page.get_by_text(re.compile(r"#1.*score"))).to_be_visible()
+            expect(page.get_by_text(re.compile(r"^#1 · score"))).to_be_visible()
             assert "q=dilated+left+ventricle" in page.url or "q=dilated%20left%20ventricle" in page.url
             _settle(page)
             page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
