@@ -159,8 +159,11 @@ def _model_table(
         "zero_shot_macro_auc": _nanmean(zero_shot.values()),
         "zero_shot_motion_auc": _nanmean(zero_shot[f] for f in MOTION_FINDINGS),
         "diagnosis_auc": {d: auc(test.diagnoses[d], diagnosis_scores[d]) for d in DIAGNOSES},
-        "diagnosis_precision_at_10": {  # undefined (NaN) for a diagnosis absent from the split
-            d: precision_at_k(query_sim[:, i], test.diagnoses[d], 10) if test.diagnoses[d].any() else math.nan
+        # undefined (NaN) for a diagnosis absent from the split; over min(10, positives) when it has fewer than 10
+        "diagnosis_precision_at_10": {
+            d: precision_at_k(query_sim[:, i], test.diagnoses[d], 10, attainable=True)
+            if test.diagnoses[d].any()
+            else math.nan
             for i, d in enumerate(DIAGNOSES)
         },
         "diagnosis_ap": {d: average_precision(test.diagnoses[d], query_sim[:, i]) for i, d in enumerate(DIAGNOSES)},

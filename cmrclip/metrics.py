@@ -49,8 +49,14 @@ def retrieval_metrics(similarity: np.ndarray, texts: Sequence[str]) -> dict[str,
     return out
 
 
-def precision_at_k(scores: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
-    """Fraction of positives among the ``k`` highest scores (fewer when there are fewer items)."""
+def precision_at_k(scores: np.ndarray, labels: np.ndarray, k: int = 10, attainable: bool = False) -> float:
+    """Fraction of positives among the ``k`` highest scores (fewer when there are fewer items).
+
+    ``attainable``: look at ``min(k, number of positives)`` items, so that a perfect ranking scores 1 even when a
+    small test split holds fewer than ``k`` positives (R-precision for rare classes).
+    """
+    if attainable:
+        k = max(1, min(k, int(np.count_nonzero(labels))))
     top = np.argsort(-np.asarray(scores), kind="stable")[:k]
     return float(np.mean(np.asarray(labels, dtype=bool)[top])) if len(top) else float("nan")
 

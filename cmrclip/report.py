@@ -45,7 +45,9 @@ def write_report(
               "![ROC curves](roc_findings.png)", ""]
     plot_roc_curves(curves, out_dir / "roc_findings.png", "zero-shot findings")
     lines += ["## Diagnoses", "", "Zero-shot AUC (prompt ensembles):", "", *_keyed_table(models, "diagnosis_auc"),
-              "", "Precision@10 of the plain-language query:", "",
+              "",
+              "Precision@10 of the plain-language query (over the top min(10, positives) studies when the split"
+              " holds fewer than 10 with the diagnosis):", "",
               *_keyed_table(models, "diagnosis_precision_at_10"), "", "Average precision of the query:", "",
               *_keyed_table(models, "diagnosis_ap"), "", "Linear probe AUC (frozen embeddings):", "",
               *_keyed_table(models, "probe_auc"), ""]

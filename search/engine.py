@@ -34,6 +34,7 @@ from cmrclip.inference import pick_device
 from cmrclip.model import CMRClip
 from search.checkpoints import resolve_checkpoint
 from search.errors import BadQuery, IndexMismatch, IndexMissing, SearchError, UnknownStudy
+from search.filter_table import FilterTable, catalog_signature
 from search.filters import Filters
 from search.fusion import reciprocal_rank_fusion
 from search.hits import Hit, make_hit
@@ -71,9 +72,10 @@ def _set_threads(torch_threads: int | None) -> None:
 
 @dataclass(frozen=True)
 class _Snapshot:
-    """The indexes a query runs against; replaced whole, never modified."""
+    """The indexes and filter columns a query runs against; replaced whole, never modified."""
 
     indexes: dict[str, VectorIndex]
+    table: FilterTable | None = None
 
 
 class Engine:
@@ -89,7 +91,7 @@ class Engine:
         self._model_lock = threading.Lock()  # HF fast tokenizers are not safe to call from several threads
         self._refresh_lock = threading.Lock()
         self._checked = 0.0
-        self._snapshot = _Snapshot({})
+        self._snapshot = _Snapshot({}, None)
         self._encode = lru_cache(maxsize=QUERY_CACHE_SIZE)(self._encode_text)
 
     @classmethod
@@ -180,8 +182,7 @@ class Engine:
         vector = self.query_vector(text)
         snapshot = self._current()
         kinds = self._kinds(mode, snapshot)
-        with self._session() as session:
-            allowed = search_queries.allowed_study_ids(session, **(filters or Filters()).as_kwargs())
+        allowed = snapshot.table.allowed(filters or Filters())
         results = {}
         for kind in kinds:
             index = snapshot.indexes[kind]
@@ -240,6 +241,9 @@ class Engine:
                 return
             with self._session() as session:
                 builds = search_queries.active_builds(session)
+                table = self._snapshot.table
+                if table is None or table.signature != catalog_signature(session):
+                    table = FilterTable.load(session)
             _check_builds(builds, self.meta.hash, self.checkpoint)
             loaded = self._snapshot.indexes
             indexes = {}
@@ -260,7 +264,7 @@ class Engine:
                     created_at=str(build.created_at),
                 )
                 log.info("loaded %s index build %d (%s, %d vectors)", kind, build.id, build.index_key, build.n_vectors)
-            self._snapshot = _Snapshot(indexes)
+            self._snapshot = _Snapshot(indexes, table)
             self._checked = time.monotonic()
 
     # --- internals ----------------------------------------------------------------------------------------------------
@@ -298,11 +302,10 @@ class Engine:
     ) -> list[Hit]:
         snapshot = self._current()
         depth = k if len(vectors) == 1 else max(FUSION_DEPTH * k, FUSION_MIN_CANDIDATES)
-        with self._session() as session:
-            if filters is None or filters.is_empty():
-                allowed, denied = None, search_queries.withdrawn_ids(session)
-            else:
-                allowed, denied = search_queries.allowed_study_ids(session, **filters.as_kwargs()), None
+        if filters is None or filters.is_empty():
+            allowed, denied = None, snapshot.table.withdrawn_ids()
+        else:
+            allowed, denied = snapshot.table.allowed(filters), None
         if denied_extra is not None:
             denied = denied_extra if denied is None else np.union1d(denied, denied_extra)
         missing = np.zeros(0, dtype=np.int64)

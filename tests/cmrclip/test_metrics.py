@@ -48,6 +48,9 @@ def test_precision_at_10_by_hand():
     labels[[19, 18, 15, 3]] = True
     assert precision_at_k(scores, labels, 10) == pytest.approx(0.3)
     assert precision_at_k(scores[:4], labels[:4], 10) == pytest.approx(0.25)
+    # 4 positives: the attainable version looks at the top 4 (19, 18, 17, 16), two of them positive
+    assert precision_at_k(scores, labels, 10, attainable=True) == pytest.approx(0.5)
+    assert precision_at_k(scores, labels >= 0, 10, attainable=True) == pytest.approx(1.0)
 
 
 def test_prototype_classifier_by_hand():
