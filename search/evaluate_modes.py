@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from catalog.db import session_scope
 from catalog.models import Study
-from cmrclip.ground_truth import has_diagnosis
+from cmrclip.ground_truth import has_diagnosis, has_finding
 from cmrclip.prompts import DIAGNOSES, load_prompts
 from cmrclip.records import StudyRecord
 from cmrclip.splits import split_of
@@ -33,6 +33,18 @@ from search.fusion import reciprocal_rank_fusion
 log = logging.getLogger(__name__)
 
 VARIANTS: tuple[tuple[str, bool], ...] = (("video", False), ("report", False), ("both", False), ("both", True))
+
+# Negated and compound queries (the known weakness of CLIP-style search): a hit is relevant when its ground truth
+# has every finding in ``need`` and none in ``exclude``.
+COMPOUND_QUERIES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("no late gadolinium enhancement", (), ("lge_present",)),
+    ("dilated left ventricle without late gadolinium enhancement", ("lv_dilation",), ("lge_present",)),
+    ("left ventricular hypertrophy without late gadolinium enhancement", ("lv_hypertrophy",), ("lge_present",)),
+    ("late gadolinium enhancement with normal left ventricular size", ("lge_present",), ("lv_dilation",)),
+    ("dilated left ventricle and pericardial effusion", ("lv_dilation", "pericardial_effusion"), ()),
+    ("reduced left ventricular function and late gadolinium enhancement",
+     ("lv_systolic_dysfunction", "lge_present"), ()),
+)
 
 
 def load_truth(path: Path) -> dict[str, dict[str, Any]]:
@@ -82,8 +94,10 @@ def precision_at_k(
     diagnoses: Sequence[str] = DIAGNOSES,
     variants: Sequence[tuple[str, bool]] = VARIANTS,
     holdout_site: str | None = None,
+    compound: bool = False,
 ) -> list[dict[str, Any]]:
-    """Per diagnosis a row: the query and precision@k of each (mode, negation) variant, plus the mean row.
+    """Per diagnosis a row: the query and precision@k of each (mode, negation) variant, plus the mean row;
+    with ``compound``, also a row per ``COMPOUND_QUERIES`` entry and their mean ("compound mean").
 
     Only studies the model never trained on are searched and counted: the test split and the held-out site.
     """
@@ -104,22 +118,31 @@ def precision_at_k(
     rng = np.random.default_rng(seed)
     withheld = np.sort(rng.choice(reported, size=int(round(withhold * len(reported))), replace=False))
     prompts = load_prompts()["diagnoses"]
+    cases = [
+        (name, prompts[name].query, lambda t, name=name: has_diagnosis(t, name))
+        for name in diagnoses
+        if name in prompts and prompts[name].query
+    ]
+    if compound:
+        cases += [
+            ("compound", query, lambda t, need=need, exclude=exclude: all(has_finding(t, f) for f in need)
+             and not any(has_finding(t, f) for f in exclude))
+            for query, need, exclude in COMPOUND_QUERIES
+        ]
     rows = []
-    for name in diagnoses:
-        query = prompts[name].query if name in prompts else None
-        if not query:
-            continue
+    for name, query, is_relevant in cases:
         row: dict[str, Any] = {"diagnosis": name, "query": query}
         for mode, negation in variants:
             ranked = ranked_ids(engine, query, mode, 4 * k, withheld, negation, allowed=evaluated)
             ids = [i for i in ranked if uid_of.get(i) in truth]
-            relevant = [has_diagnosis(truth[uid_of[i]], name) for i in ids[:k]]
-            row[_label(mode, negation)] = sum(relevant) / k
+            row[_label(mode, negation)] = sum(is_relevant(truth[uid_of[i]]) for i in ids[:k]) / k
         rows.append(row)
-    if rows:
-        labels = [_label(m, n) for m, n in variants]
-        means = {lab: float(np.mean([r[lab] for r in rows])) for lab in labels}
-        rows.append({"diagnosis": "mean", "query": "", **means})
+    labels = [_label(m, n) for m, n in variants]
+    for group in ("diagnosis", "compound"):
+        members = [r for r in rows if (r["diagnosis"] == "compound") == (group == "compound")]
+        if members:
+            means = {lab: float(np.mean([r[lab] for r in members])) for lab in labels}
+            rows.append({"diagnosis": "mean" if group == "diagnosis" else "compound mean", "query": "", **means})
     return rows
 
 
@@ -142,6 +165,7 @@ def main() -> None:
         k=args.k,
         seed=args.seed,
         holdout_site=args.holdout_site,
+        compound=True,
     )
     labels = [_label(m, n) for m, n in VARIANTS]
     print(f"precision@{args.k}, {args.withhold:.0%} of reports withheld")

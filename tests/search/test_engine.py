@@ -216,3 +216,9 @@ def test_evaluate_modes_reports_precision_per_diagnosis(sqlite_url, tmp_path):
     labels = ["video", "report", "both", "both+negation"]
     assert len(VARIANTS) == 4 and all(0.0 <= r[lab] <= 1.0 for r in rows for lab in labels)
     assert rows[0]["video"] + rows[1]["video"] == pytest.approx(1.0)  # same top 10; every study is one or the other
+    # compound queries: "no LGE" is relevant for every study here (no finding is set), "LGE with ..." for none
+    rows = precision_at_k(engine, truth, diagnoses=(), holdout_site="site_a", compound=True)
+    by_query = {r["query"]: r for r in rows}
+    assert [r["diagnosis"] for r in rows][-1] == "compound mean"
+    assert by_query["no late gadolinium enhancement"]["video"] == pytest.approx(1.0)
+    assert by_query["late gadolinium enhancement with normal left ventricular size"]["both"] == 0.0
