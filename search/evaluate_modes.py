@@ -41,6 +41,7 @@ COMPOUND_QUERIES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("dilated left ventricle without late gadolinium enhancement", ("lv_dilation",), ("lge_present",)),
     ("left ventricular hypertrophy without late gadolinium enhancement", ("lv_hypertrophy",), ("lge_present",)),
     ("late gadolinium enhancement with normal left ventricular size", ("lge_present",), ("lv_dilation",)),
+    ("dilated left ventricle with poor function", ("lv_dilation", "lv_systolic_dysfunction"), ()),
     ("dilated left ventricle and pericardial effusion", ("lv_dilation", "pericardial_effusion"), ()),
     ("reduced left ventricular function and late gadolinium enhancement",
      ("lv_systolic_dysfunction", "lge_present"), ()),
