@@ -261,6 +261,7 @@ def train(
     impression_prob: Annotated[float, typer.Option(
         min=0.0, max=1.0, help="Share of steps captioned by the impression; the rest by report sentences.")] = 0.5,
     activate: Annotated[bool, typer.Option(help="Make the result the checkpoint index/search use.")] = True,
+    restart: Annotated[bool, typer.Option(help="Start over instead of resuming an earlier run's state.")] = False,
 ) -> None:
     """Contrastive training on (study clips, report impression) pairs of the training split."""
     from cmrclip.train import train as run_training
@@ -287,6 +288,7 @@ def train(
             device=s.device,
             max_steps=max_steps,
             impression_prob=impression_prob,
+            resume=not restart,
         )
     except ValueError as exc:
         _fail(str(exc))
@@ -328,20 +330,17 @@ def evaluate_cmd(
     if baselines:
         args = meta.training
         for variant in ("static", "single_view"):
-            trained[variant] = run_training(
-                records,
-                s.checkpoint_dir / f"{args['config_name']}-{variant}-s{args['seed']}",
-                config_name=args["config_name"],
-                variant=variant,
-                epochs=args["epochs"],
-                batch_size=args["batch_size"],
-                lr=args["lr"],
-                seed=args["seed"],
-                holdout_site=args.get("holdout_site"),
-                preprocess_version=args["preprocess_version"],
-                device=s.device,
-                impression_prob=args.get("impression_prob", 1.0),
-            )
+            baseline = {
+                "out_dir": s.checkpoint_dir / f"{args['config_name']}-{variant}-s{args['seed']}",
+                "config_name": args["config_name"], "variant": variant, "epochs": args["epochs"],
+                "batch_size": args["batch_size"], "lr": args["lr"], "seed": args["seed"],
+                "holdout_site": args.get("holdout_site"), "preprocess_version": args["preprocess_version"],
+                "device": s.device, "impression_prob": args.get("impression_prob", 1.0),
+            }
+            try:  # a finished baseline of the same settings is reused
+                trained[variant] = run_training(records, **baseline)
+            except ValueError:  # one of other settings (e.g. an older model config) is trained again
+                trained[variant] = run_training(records, resume=False, **baseline)
     results = evaluate(
         checkpoint, records, truth, split=split, site=site, baselines=trained, out_dir=out, device=s.device
     )

@@ -102,6 +102,8 @@ def train(
     overrides = dict(model_overrides or {})
     overrides["video"] = {**overrides.get("video", {}), "variant": variant}
     model = create_model(config_name, **overrides).to(dev)
+    # the resolved architecture, so a run never resumes into a model whose config file has changed since
+    run_args["model_config"] = model.config.to_dict()
     optimizer = _optimizer(model, lr, weight_decay)
     warmup = max(1, int(warmup_fraction * total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _warmup_cosine(s, warmup, total_steps))
@@ -158,7 +160,7 @@ def train(
     _save_state(state_path, run_args, step, history, model, optimizer, scheduler)
     (out_dir / HISTORY_FILE).write_text(json.dumps(history))
     plot_loss_curve(history, out_dir / LOSS_CURVE_FILE)
-    training = {k: v for k, v in run_args.items() if k != "train_studies"}
+    training = {k: v for k, v in run_args.items() if k not in ("train_studies", "model_config")}
     training.update(steps=step, total_steps=total_steps, train_size=len(train_set))
     path = out_dir / CHECKPOINT_FILE
     meta = save_checkpoint(model, path, preprocess_version, training=training)
@@ -238,7 +240,7 @@ def _load_state(
         changed = sorted(k for k in run_args if state["run_args"].get(k) != run_args[k])
         raise ValueError(
             f"{path} belongs to a run with other settings ({', '.join(changed)}); "
-            "pass resume=False to start over, or use another out_dir"
+            "start over (`cmr train --restart`, resume=False) or use another out_dir"
         )
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
