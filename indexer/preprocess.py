@@ -84,7 +84,7 @@ def _axis_heights(px: SeriesPixels, axis: np.ndarray) -> np.ndarray:
     return px.positions @ axis
 
 
-def _sax_levels(px: SeriesPixels, axis: np.ndarray, center: np.ndarray | None) -> list[int]:
+def _sax_levels(px: SeriesPixels, axis: np.ndarray) -> list[int]:
     """Slices at basal / mid / apical fractions of the stack's moving extent, ordered base → apex."""
     heights = _axis_heights(px, axis)
     order = np.argsort(heights)  # base first: the axis points to the apex
@@ -143,7 +143,7 @@ def make_clips(series: list[SeriesInput]) -> ClipResult:
 
     sax_targets = None
     if sax_stack is not None and sax_stack.data.shape[1] >= 4:
-        levels = _sax_levels(sax_stack, axis, center)
+        levels = _sax_levels(sax_stack, axis)
         sax_targets = _axis_heights(sax_stack, axis)[levels]
         cine = np.stack([_crop(sax_stack, _resample_time(sax_stack.data[s]), s, center) for s in levels])
         result.views["sax"] = _normalise(cine)
