@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from search.fusion import DEFAULT_MODE
+
 console = Console()
 SNIPPET_CHARS = 80
 
@@ -91,7 +93,7 @@ def search(
     filter_: Annotated[
         list[str] | None, typer.Option("--filter", "-f", help="Catalog filter, e.g. age>=50, sex=F, views=sax,lge_sax.")
     ] = None,
-    mode: Annotated[str, typer.Option(help="Signal: video, report or both (fused).")] = "both",
+    mode: Annotated[str, typer.Option(help="Signal: video, report or both (fused).")] = DEFAULT_MODE,
     similar: Annotated[str | None, typer.Option(help="Find studies similar to this study UID instead.")] = None,
     exclude_same_patient: Annotated[bool, typer.Option(help="With --similar: skip the same patient.")] = False,
     negation: Annotated[bool, typer.Option(help='Subtract negated phrases ("no LGE") from the query.')] = False,

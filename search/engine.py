@@ -36,14 +36,13 @@ from search.checkpoints import resolve_checkpoint
 from search.errors import BadQuery, IndexMismatch, IndexMissing, SearchError, UnknownStudy
 from search.filter_table import FilterTable, catalog_signature
 from search.filters import Filters
-from search.fusion import reciprocal_rank_fusion
+from search.fusion import DEFAULT_MODE, MODES, reciprocal_rank_fusion
 from search.hits import Hit, make_hit
 from search.query_text import NEGATION_WEIGHT, normalise_query, split_negation
 from search.vector_index import SearchResult, VectorIndex
 
 log = logging.getLogger(__name__)
 
-MODES: tuple[str, ...] = ("video", "report", "both")
 MAX_K = 1_000
 # Candidates taken from each signal before fusing, relative to k.
 FUSION_DEPTH = 3
@@ -139,7 +138,7 @@ class Engine:
         text: str,
         *,
         k: int = 10,
-        mode: str = "both",
+        mode: str = DEFAULT_MODE,
         filters: Filters | None = None,
         negation: bool = False,
     ) -> list[Hit]:
@@ -174,7 +173,7 @@ class Engine:
                 vector = vectors[0]
         return self._ranked({"video": vector}, k, filters, denied_extra=denied)
 
-    def scores_for(self, text: str, *, mode: str = "both", filters: Filters | None = None) -> list[Hit]:
+    def scores_for(self, text: str, *, mode: str = DEFAULT_MODE, filters: Filters | None = None) -> list[Hit]:
         """Every allowed study scored against ``text``, best first (cohort building: threshold ``score``).
 
         For a threshold use a single mode: its score is a cosine; "both" ranks by the fused (rank-based) score.

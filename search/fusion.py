@@ -12,6 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+MODES: tuple[str, ...] = ("video", "report", "both")
+# The best measured (bench/RESULTS.md, "Search modes"): on the 600-study phantom, video alone ranks diagnosis
+# queries as well as both fused (precision@10 0.84 each) and negated/compound queries better (0.57 vs 0.49).
+DEFAULT_MODE = "video"
+
 RRF_K = 60
 
 

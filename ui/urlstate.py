@@ -12,8 +12,9 @@ from typing import Any
 
 from cmrclip.clips import VIEWS
 from search.filters import Filters
+from search.fusion import DEFAULT_MODE
 
-MODES = ("both", "video", "report")
+MODES = ("video", "both", "report")
 K_CHOICES = (6, 12, 24, 48)
 DEFAULT_K = 12
 SEXES = ("F", "M", "O")
@@ -38,7 +39,7 @@ def filters_from_json(data: Mapping[str, Any]) -> Filters:
 @dataclass(frozen=True)
 class SearchState:
     query: str = ""
-    mode: str = "both"
+    mode: str = DEFAULT_MODE
     k: int = DEFAULT_K
     # study number whose nearest neighbours are shown instead of a text search
     similar_to: int | None = None
@@ -50,7 +51,7 @@ class SearchState:
             params["similar"] = str(self.similar_to)
         elif self.query:
             params["q"] = self.query
-        if self.mode != "both":
+        if self.mode != DEFAULT_MODE:
             params["mode"] = self.mode
         if self.k != DEFAULT_K:
             params["k"] = str(self.k)
@@ -80,7 +81,7 @@ class SearchState:
         mode = one("mode")
         return cls(
             query=(one("q") or "").strip(),
-            mode=mode if mode in MODES else "both",
+            mode=mode if mode in MODES else DEFAULT_MODE,
             k=k if k in K_CHOICES else DEFAULT_K,
             similar_to=_int(one("similar")),
             filters=filters_from_json(data),

@@ -6,6 +6,7 @@ import streamlit as st
 
 from catalog import casesets, ui_queries
 from search.errors import BadQuery, UnknownStudy
+from search.fusion import DEFAULT_MODE
 from ui import results, state, widgets
 from ui.urlstate import K_CHOICES, MODES, SearchState
 
@@ -72,7 +73,7 @@ st.pills("Examples", EXAMPLES, key=f"{P}example", on_change=_use_example, label_
 
 search = SearchState(
     query=st.session_state[f"{P}query"].strip(),
-    mode=st.session_state[f"{P}mode"] or "both",
+    mode=st.session_state[f"{P}mode"] or DEFAULT_MODE,
     k=st.session_state[f"{P}k"],
     similar_to=st.session_state.get(f"{P}similar"),
     filters=filters,
