@@ -8,13 +8,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
-from catalog.models import IndexBuild, Report, Series, Study, StudyState, StudyVector
+from catalog.models import IndexBuild, Report, Study, StudyState, StudyVector
 
 VECTOR_DTYPE = np.float16
 # Chunk size of IN (...) lists: stays under SQLite's and psycopg's parameter limits.
@@ -136,19 +135,6 @@ def reports_to_embed(session: Session, checkpoint_hash: str) -> list[tuple[int, 
     return [(sid, t) for sid, t in out if t]
 
 
-def withdrawn_ids(session: Session) -> np.ndarray:
-    """Ids of withdrawn studies (int64): excluded from every search at once."""
-    return np.fromiter(session.scalars(select(Study.id).where(Study.state == StudyState.WITHDRAWN)), dtype=np.int64)
-
-
-def existing_ids(session: Session, study_ids: Sequence[int]) -> set[int]:
-    """Which of ``study_ids`` still exist and are not withdrawn."""
-    out: set[int] = set()
-    for chunk in _chunks(list(study_ids)):
-        out.update(session.scalars(select(Study.id).where(Study.id.in_(chunk), Study.state != StudyState.WITHDRAWN)))
-    return out
-
-
 # --- index builds -----------------------------------------------------------------------------------------------------
 
 
@@ -169,55 +155,7 @@ def builds_of(session: Session, kind: str) -> Sequence[IndexBuild]:
     return session.scalars(select(IndexBuild).where(IndexBuild.kind == kind).order_by(IndexBuild.id.desc())).all()
 
 
-# --- search: allow-lists and hit rows -------------------------------------------------------------------------------
-
-
-def allowed_study_ids(
-    session: Session,
-    *,
-    age_min: int | None = None,
-    age_max: int | None = None,
-    sex: str | None = None,
-    date_from: dt.date | None = None,
-    date_to: dt.date | None = None,
-    institutions: Sequence[str] = (),
-    manufacturers: Sequence[str] = (),
-    field_strengths: Sequence[float] = (),
-    views: Sequence[str] = (),
-    has_report: bool | None = None,
-) -> np.ndarray:
-    """Sorted int64 ids of non-withdrawn studies matching every given condition (all bounds inclusive).
-
-    Text fields match case-insensitively; a required view means the study has a series of that view.
-    """
-    conds: list[Any] = [Study.state != StudyState.WITHDRAWN]
-    if age_min is not None:
-        conds.append(Study.patient_age >= age_min)
-    if age_max is not None:
-        conds.append(Study.patient_age <= age_max)
-    if sex is not None:
-        conds.append(Study.patient_sex == sex.upper())
-    if date_from is not None:
-        conds.append(Study.study_date >= date_from)
-    if date_to is not None:
-        conds.append(Study.study_date <= date_to)
-    if institutions:
-        conds.append(_lower_in(Study.institution, institutions))
-    if manufacturers:
-        conds.append(_lower_in(Study.manufacturer, manufacturers))
-    if field_strengths:
-        conds.append(Study.field_strength.in_([float(f) for f in field_strengths]))
-    for view in views:
-        conds.append(exists().where(Series.study_id == Study.id, Series.view == view))
-    if has_report is not None:
-        linked = exists().where(Report.study_id == Study.id)
-        conds.append(linked if has_report else ~linked)
-    ids = session.scalars(select(Study.id).where(and_(*conds)).order_by(Study.id))
-    return np.fromiter(ids, dtype=np.int64)
-
-
-def _lower_in(column: Any, values: Sequence[str]) -> Any:
-    return func.lower(column).in_([v.lower() for v in values])
+# --- search: hit rows -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ class _Snapshot:
     """The indexes and filter columns a query runs against; replaced whole, never modified."""
 
     indexes: dict[str, VectorIndex]
-    table: FilterTable | None = None
+    table: FilterTable | None  # None until the first refresh
 
 
 class Engine:

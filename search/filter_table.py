@@ -5,7 +5,6 @@ of 100k studies (bench/RESULTS.md). Held as arrays, the same allow-list takes a 
 reloaded when the catalog's signature changes (study count, largest id, latest update, linked reports), which
 ``Engine`` checks on its refresh cadence. It never decides alone what a user may see: the catalog join of the hits
 drops studies withdrawn since the last load, so a withdrawal still takes effect at once.
-Semantics equal ``catalog.search_queries.allowed_study_ids`` (tested side by side).
 """
 
 from __future__ import annotations
@@ -75,7 +74,8 @@ class FilterTable:
         return self.ids[self.withdrawn]
 
     def allowed(self, filters: Filters) -> np.ndarray:
-        """Sorted int64 ids of non-withdrawn studies matching every condition (as ``allowed_study_ids``)."""
+        """Sorted int64 ids of non-withdrawn studies matching every condition (bounds inclusive, text fields
+        case-insensitive, an unknown value never matches a condition on it, views: all of them)."""
         keep = ~self.withdrawn
         with np.errstate(invalid="ignore"):  # NaN compares False: unknown values never match a bound
             if filters.age_min is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from cmrclip.clips import VIEWS
@@ -37,10 +37,6 @@ class Filters:
 
     def is_empty(self) -> bool:
         return self == Filters()
-
-    def as_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``catalog.search_queries.allowed_study_ids``."""
-        return asdict(self)
 
     def to_json(self) -> dict[str, Any]:
         """Only the set conditions, JSON-ready (dates as ISO strings), e.g. for the audit log or a cohort."""
