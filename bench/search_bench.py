@@ -5,8 +5,9 @@
 Per N (synthetic clustered unit vectors of the model's dimension; catalog rows in a throwaway PostgreSQL database
 for the filter and the join): build time and memory of the index the policy picks, p50/p99 latency single and
 batched, recall@10 against exact search (text-like queries, see ``indexer.faiss_index.tuning_queries``),
-filtered latency at 1/10/50 % selectivity, and the exact scan predicted from measured memory bandwidth.
-Ratios are against the numpy scan measured in the same run. Prints markdown tables.
+filtered latency and recall (against exact search over the allowed vectors) at 1/10/50 % selectivity, and the
+exact scan predicted from measured memory bandwidth. Ratios are against the numpy scan measured in the same run.
+Prints markdown tables.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from search.vector_index import search_parameters  # noqa: E402
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 QUERIES = 200
+FILTERED_RECALL_QUERIES = 50
 BATCH = 32
 TEXTS = (
     "enlarged left ventricle",
@@ -99,14 +101,13 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def make_database(n: int, rng: np.random.Generator) -> tuple[str, Callable[[], None]]:
+def make_database(n: int, ages: np.ndarray) -> tuple[str, Callable[[], None]]:
     name = f"cmr_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
     upgrade(url)
-    ages = rng.integers(0, 100, n)
     with get_engine(url).begin() as conn:
         for s in range(0, n, 50_000):
             conn.execute(
@@ -179,7 +180,8 @@ def bench_size(n: int, checkpoint: Path, dim: int, work: Path, bandwidth: float)
         recall=recall_at_k(found, truth),
     )
 
-    url, drop = make_database(n, rng)
+    ages = rng.integers(0, 100, n)
+    url, drop = make_database(n, ages)
     try:
         path = write_index(built.index, work / f"video-{n}.faiss")
         from cmrclip.checkpoint import read_checkpoint_meta
@@ -207,10 +209,16 @@ def bench_size(n: int, checkpoint: Path, dim: int, work: Path, bandwidth: float)
         row.update(
             text_p50=p(text_ms, 50), engine_p50=p(fresh, 50), engine_p99=p(fresh, 99), engine_cached_p50=p(cached, 50)
         )
+        video = engine._current().indexes["video"]
         for pct, age_max in ((1, 0), (10, 9), (50, 49)):
             f = Filters(age_max=age_max)
             ms = timings(lambda i, f=f: engine.query(TEXTS[i % len(TEXTS)], k=10, mode="video", filters=f), 30)
             row[f"filtered_{pct}_p50"] = p(ms, 50)
+            # recall of the filtered search itself, against exact search over the allowed vectors only
+            allowed = ids[ages <= age_max]
+            exact = allowed[knn_exact(xb[allowed - 1], xq[:FILTERED_RECALL_QUERIES], 10)]
+            got = np.array([video.search(q, 10, allowed=allowed).ids for q in xq[:FILTERED_RECALL_QUERIES]])
+            row[f"filtered_{pct}_recall"] = recall_at_k(got, exact)
     finally:
         drop()
     return row
@@ -262,8 +270,8 @@ def markdown(rows: list[dict[str, object]], bandwidth: float) -> str:
         "### Whole path: Engine.query (text encoding + search + withdrawn filter + catalog join, PostgreSQL)",
         "",
         "| N | text encode p50 | engine p50 | engine p99 | engine cached-text p50 | engine / (text + faiss) "
-        "| filtered 1% p50 | filtered 10% p50 | filtered 50% p50 | engine / numpy p50 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| filtered 1% p50 | filtered 10% p50 | filtered 50% p50 | filtered recall@10 1/10/50% | engine / numpy p50 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ratio = r["engine_p50"] / (r["text_p50"] + r["faiss_p50"])
@@ -281,6 +289,7 @@ def markdown(rows: list[dict[str, object]], bandwidth: float) -> str:
                     r["filtered_1_p50"],
                     r["filtered_10_p50"],
                     r["filtered_50_p50"],
+                    "/".join(f"{r[f'filtered_{pct}_recall']:.2f}" for pct in (1, 10, 50)),
                     r["engine_p50"] / r["np_p50"],
                 )
             )

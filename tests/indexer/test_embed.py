@@ -107,8 +107,9 @@ def test_partition_is_deterministic_and_complete():
 
 def test_index_rule_and_tuned_recall():
     assert index_policy.choose_index_key(1_000, 256) == "Flat"
-    assert index_policy.choose_index_key(100_000, 256) == "HNSW32"
-    assert index_policy.choose_index_key(10_000_000, 256, memory_budget=1 << 30).startswith("IVF")
+    assert index_policy.choose_index_key(100_000, 256) == "IVF1024,Flat"
+    assert index_policy.choose_index_key(1_000_000, 256) == "IVF4096,Flat"
+    assert index_policy.choose_index_key(10_000_000, 256, memory_budget=1 << 30) == "IVF16384,SQ8"
     vectors = unit_vectors(3_000, 32, seed=1)
     built = build_index(np.arange(100, 3_100), vectors, index_key="HNSW32")
     assert built.params["recall_at_10"] >= 0.95 and "efSearch" in built.params["search"]
