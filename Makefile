@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 DEMO_DIR ?= demo
 DEMO_STUDIES ?= 240
-DEMO_EPOCHS ?= 40
+DEMO_EPOCHS ?= 30
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 # The demo archive's third site is held out of training, to show external validation.

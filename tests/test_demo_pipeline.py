@@ -1,7 +1,7 @@
 """The README's demo, run exactly as ``make demo`` runs it, with its search results checked against ground truth.
 
 The commands come from ``make -n demo`` (the Makefile is the one place the demo recipe is written: 240 studies,
-seed 1, 3 % faults, one site held out of training, 40 epochs), each run as its own process, up to the search;
+seed 1, 3 % faults, one site held out of training, 30 epochs), each run as its own process, up to the search;
 ``cmr ui`` is left out. The search is then repeated with ``--json`` and checked against the phantom's
 ground_truth.csv, which is read here only. About 8 minutes on 2 cores: the largest part of the CI run.
 """
