@@ -11,7 +11,8 @@ Under an allow-list the tuned search parameter is widened by 1 / selectivity (HN
 ``FILTERED_EF_MAX``, IVF's nprobe up to nlist), so about as many allowed candidates are examined as unfiltered.
 
 Small allow-lists (``SUBSET_EXACT_MAX``) skip the index: the allowed vectors are reconstructed and scanned
-exactly, which is faster than walking an HNSW graph that rejects most nodes, and always returns k hits.
+exactly, which is faster than an approximate search that rejects most of what it visits, and always returns k
+hits.
 
 Classic GPU indexes ignore ``sel`` silently (faiss issues #3924, #3114), so on GPU a filtered search over-fetches
 and filters; when that still leaves fewer than k hits it falls back to the exact subset scan (vectors
