@@ -8,7 +8,9 @@ cache), an untrained model of the given config, then measures:
 
 - decode: ``load_clip`` seconds per study on one core, and clip-file MB per study (what readers pull from storage);
 - model: ``map_studies`` seconds per study at the batch size (one process, all cores);
-- local: ``embed.embed_studies`` wall time (DataLoader workers decode while the model runs);
+- local: ``embed.embed_studies`` wall time (DataLoader workers decode while the model runs), and its ratio to the
+  bare model per study (the whole pipeline, catalog reads and vector writes included, against ``map_studies``),
+  split into the time the runner waits for decoded batches, runs the model and writes vectors;
 - ray: ``ray_engine.embed_with_ray`` wall time on a local Ray instance of ``--cpus`` CPUs, with and without the
   one-off start (Ray instance, actor start-up, model load), and the overhead ratio ray / local.
 
@@ -130,6 +132,10 @@ def bench_index_ray(
         local = embed_studies(url, model, meta.hash, batch_size=batch_size, workers=workers, progress=False)
         out["local_s"] = time.perf_counter() - t0
         out["local_per_s"] = local.done / out["local_s"]
+        out["local_stages_ms_per_study"] = {stage: getattr(local, stage) / local.done * 1e3
+                                            for stage in ("read", "map", "write")}
+        # the pipeline against the bare model on the same batch size (goal: within 1.2x, the model never starves)
+        out["local_vs_model"] = out["local_s"] / local.done / out["model_s_per_study"]
         _clear_vectors(url)
 
         t0 = time.perf_counter()
@@ -178,6 +184,9 @@ def main() -> None:
     table.add_row("decode (load_clip), one core", f"{r['decode_s_per_study'] * 1e3:.1f} ms/study")
     table.add_row(f"model (map_studies, batch {args.batch_size})", f"{r['model_s_per_study'] * 1e3:.1f} ms/study")
     table.add_row("local runner", f"{r['local_s']:.1f} s, {r['local_per_s']:.1f} studies/s")
+    table.add_row("local runner / bare model (per study)", f"{r['local_vs_model']:.2f}")
+    table.add_row("local: waiting for decode / model / write",
+                  " / ".join(f"{v:.1f}" for v in r["local_stages_ms_per_study"].values()) + " ms/study")
     table.add_row("ray: instance start", f"{r['ray_init_s']:.1f} s")
     table.add_row("ray: run (incl. actor start + model load)", f"{r['ray_s']:.1f} s, {r['ray_per_s']:.1f} studies/s")
     table.add_row("ray: per-run start-up (1-study run)", f"{r['ray_startup_s']:.1f} s")

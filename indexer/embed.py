@@ -10,6 +10,7 @@ runner times each stage. ``partition(items, index, count)`` splits the work dete
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -179,27 +180,41 @@ def embed_studies(
     start = time.perf_counter()
     bar = tqdm(total=len(items), desc="embed studies", unit="study", disable=not progress)
     loader = iter(read_clips(items, batch_size=batch_size, workers=workers))
-    while True:
-        t0 = time.perf_counter()
-        chunk = next(loader, None)
-        t1 = time.perf_counter()
-        if chunk is None:
-            break
-        times.read += t1 - t0
-        record_failures(url, chunk.failed)
-        times.failed.extend(i for i, _ in chunk.failed)
-        if chunk.batch is not None:
-            vectors = map_studies(model, chunk.batch)
-            t2 = time.perf_counter()
-            write_vectors(url, checkpoint_hash, "video", chunk.ids, vectors)
-            times.map += t2 - t1
-            times.write += time.perf_counter() - t2
-            times.done += len(chunk.ids)
-        bar.update(len(chunk.ids) + len(chunk.failed))
-    bar.close()
+    threads = torch.get_num_threads()
+    if model.device.type == "cpu" and workers > 0:
+        # leave the decoding workers their cores: on 2 cores a 2-thread model beside a decoding worker ran at
+        # 2.6-3.0x its bare time per study, a 1-thread one at 1.8x (bench/index_ray.py --studies 480 --workers 1)
+        torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 1) - workers)))
+    try:
+        for chunk in _timed(loader, times):
+            record_failures(url, chunk.failed)
+            times.failed.extend(i for i, _ in chunk.failed)
+            if chunk.batch is not None:
+                t1 = time.perf_counter()
+                vectors = map_studies(model, chunk.batch)
+                t2 = time.perf_counter()
+                write_vectors(url, checkpoint_hash, "video", chunk.ids, vectors)
+                times.map += t2 - t1
+                times.write += time.perf_counter() - t2
+                times.done += len(chunk.ids)
+            bar.update(len(chunk.ids) + len(chunk.failed))
+    finally:
+        torch.set_num_threads(threads)
+        bar.close()
     times.wall = time.perf_counter() - start
     _log_times("studies", times)
     return times
+
+
+def _timed(loader: Iterator[ClipBatch], times: StageTimes) -> Iterator[ClipBatch]:
+    """The loader's batches, adding the time spent waiting for each to ``times.read``."""
+    while True:
+        t0 = time.perf_counter()
+        chunk = next(loader, None)
+        times.read += time.perf_counter() - t0
+        if chunk is None:
+            return
+        yield chunk
 
 
 def embed_reports(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from sqlalchemy import select
 
 from catalog.db import session_scope
@@ -115,3 +116,22 @@ def test_index_rule_and_tuned_recall():
     assert built.params["recall_at_10"] >= 0.95 and "efSearch" in built.params["search"]
     built = build_index(np.arange(3_000), vectors, index_key="IVF64,Flat")
     assert built.params["recall_at_10"] >= 0.95 and "nprobe" in built.params["search"]
+
+
+def test_decoding_workers_get_their_cores_and_threads_come_back(db_url, tmp_path, monkeypatch):
+    """With a decoding worker the CPU model runs on the cores left over; the thread setting is restored after."""
+    import indexer.embed as embed
+
+    model, meta = tiny_model()
+    _catalog(db_url, tmp_path, 3)
+    seen = []
+    real_map = embed.map_studies
+    monkeypatch.setattr(embed, "map_studies", lambda m, b: seen.append(torch.get_num_threads()) or real_map(m, b))
+    monkeypatch.setattr(embed.os, "cpu_count", lambda: 4)
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        assert embed_studies(db_url, model, meta.hash, batch_size=2, workers=1, progress=False).done == 3
+        assert seen and set(seen) == {3} and torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(before)
