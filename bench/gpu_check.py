@@ -14,7 +14,6 @@ import argparse
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -23,9 +22,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from open_clip.loss import ClipLoss  # noqa: E402
-from search_bench import clustered  # noqa: E402
-from train_bench import CAPTION, random_batch  # noqa: E402
+from search_bench import clustered, p, timings  # noqa: E402
+from train_bench import measure, random_batch  # noqa: E402
 
 from cmrclip.batch import batch_to  # noqa: E402
 from cmrclip.factory import create_model  # noqa: E402
@@ -34,18 +32,6 @@ from search.vector_index import VectorIndex  # noqa: E402
 
 QUERIES = 200
 ALL_VIEWS = ("sax", "2ch", "3ch", "4ch", "lge_sax", "lge_lax")
-
-
-def p50_ms(fn: Callable[[int], object], n: int, sync: Callable[[], None] = lambda: None) -> float:
-    fn(0)
-    sync()
-    out = []
-    for i in range(n):
-        t = time.perf_counter()
-        fn(i)
-        sync()
-        out.append(time.perf_counter() - t)
-    return float(np.median(out) * 1e3)
 
 
 def search_rows(n: int, dim: int) -> list[str]:
@@ -73,14 +59,14 @@ def search_rows(n: int, dim: int) -> list[str]:
     found = {}
     for name, vi in backends.items():
         found[name] = [vi.search(q, 10) for q in xq]
-        single = p50_ms(lambda i, vi=vi: vi.search(xq[i % QUERIES], 10), QUERIES)
+        single = p(timings(lambda i, vi=vi: vi.search(xq[i % QUERIES], 10), QUERIES), 50)
         recall = recall_at_k(np.array([r.ids for r in found[name]]), truth)
         lat, full, rec = [], [], []
         for mask in masks.values():
             allowed = ids[mask]
             got = [vi.search(q, 10, allowed=allowed) for q in xq[:50]]
             exact = allowed[knn_exact(xb[mask], xq[:50], 10)]
-            lat.append(p50_ms(lambda i, vi=vi, a=allowed: vi.search(xq[i % 50], 10, allowed=a), 50))
+            lat.append(p(timings(lambda i, vi=vi, a=allowed: vi.search(xq[i % 50], 10, allowed=a), 50), 50))
             full.append(all(len(r.ids) == 10 and np.isin(r.ids, allowed).all() for r in got))
             rec.append(recall_at_k(np.array([r.ids for r in got]), exact))
         lines.append(f"| {name} | {single:.2f} | {recall:.3f} | {' / '.join(f'{x:.2f}' for x in lat)} | "
@@ -101,24 +87,8 @@ def model_rows(config: str, batch_size: int) -> list[str]:
         torch.manual_seed(0)
         model = create_model(config).to(dev)
         batch = batch_to(random_batch(batch_size, ALL_VIEWS, np.random.default_rng(0)), dev)
-        texts = [CAPTION] * batch_size
-        loss_fn, optimizer = ClipLoss(), torch.optim.AdamW(model.parameters(), lr=1e-4)
         sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
-
-        def step(_: int, model=model, batch=batch, texts=texts, loss_fn=loss_fn, optimizer=optimizer) -> None:
-            model.train()
-            loss = loss_fn(**model(batch, texts))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-
-        def encode(_: int, model=model, batch=batch) -> None:
-            model.eval()
-            with torch.inference_mode():
-                model.encode_studies(batch)
-
-        repeats = 3 if dev == "cpu" else 20
-        rates[dev] = (batch_size * 1e3 / p50_ms(step, repeats, sync), batch_size * 1e3 / p50_ms(encode, repeats, sync))
+        rates[dev] = measure(model, batch, 3 if dev == "cpu" else 20, sync)
         base = rates["cpu"]
         lines.append(f"| {dev} | {rates[dev][0]:.1f} | {rates[dev][1]:.1f} | "
                      f"{rates[dev][0] / base[0]:.1f} / {rates[dev][1] / base[1]:.1f} |")

@@ -67,17 +67,21 @@ def random_batch(n: int, views: tuple[str, ...], rng: np.random.Generator) -> di
     )
 
 
-def timed(fn: Callable[[], None], repeats: int) -> float:
-    """Seconds per call, after one warm-up call."""
+def timed(fn: Callable[[], None], repeats: int, sync: Callable[[], None] = lambda: None) -> float:
+    """Seconds per call, after one warm-up call; ``sync`` waits for queued device work (CUDA)."""
     fn()
+    sync()
     start = time.perf_counter()
     for _ in range(repeats):
         fn()
+    sync()
     return (time.perf_counter() - start) / repeats
 
 
-def measure(model: CMRClip, batch: dict[str, torch.Tensor], repeats: int) -> tuple[float, float]:
-    """(train samples/s, encode studies/s) for one model and batch."""
+def measure(
+    model: CMRClip, batch: dict[str, torch.Tensor], repeats: int, sync: Callable[[], None] = lambda: None
+) -> tuple[float, float]:
+    """(train samples/s, encode studies/s) for one model and batch (on the model's device)."""
     n = len(batch["present"])
     texts = [CAPTION] * n
     loss_fn, optimizer = ClipLoss(), torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -94,7 +98,7 @@ def measure(model: CMRClip, batch: dict[str, torch.Tensor], repeats: int) -> tup
         with torch.inference_mode():
             model.encode_studies(batch)
 
-    return n / timed(step, repeats), n / timed(encode, repeats)
+    return n / timed(step, repeats, sync), n / timed(encode, repeats, sync)
 
 
 def main() -> None:
