@@ -27,7 +27,7 @@ from train_bench import measure, random_batch  # noqa: E402
 
 from cmrclip.batch import batch_to  # noqa: E402
 from cmrclip.factory import create_model  # noqa: E402
-from indexer.faiss_index import build_index, knn_exact, recall_at_k, tuning_queries, write_index  # noqa: E402
+from indexer.index.faiss_build import build_index, knn_exact, recall_at_k, tuning_queries, write_index  # noqa: E402
 from search.vector_index import VectorIndex  # noqa: E402
 
 QUERIES = 200

@@ -7,12 +7,13 @@ Builds a throwaway SQLite catalog with synthetic clip files (all six views, floa
 cache), an untrained model of the given config, then measures:
 
 - decode: ``load_clip`` seconds per study on one core, and clip-file MB per study (what readers pull from storage);
-- model: ``map_studies`` seconds per study at the batch size (one process, all cores);
-- local: ``embed.embed_studies`` wall time (DataLoader workers decode while the model runs), and its ratio to the
-  bare model per study (the whole pipeline, catalog reads and vector writes included, against ``map_studies``),
-  split into the time the runner waits for decoded batches, runs the model and writes vectors;
-- ray: ``ray_engine.embed_with_ray`` wall time on a local Ray instance of ``--cpus`` CPUs, with and without the
-  one-off start (Ray instance, actor start-up, model load), and the overhead ratio ray / local.
+- model: the mapper's (``stages.Mapper``) seconds per study at the batch size (one process, all cores);
+- local: the local driver's ``drivers.embed_pending`` wall time (DataLoader workers decode while the model runs),
+  and its ratio to the bare model per study (the whole pipeline, catalog reads and vector writes included,
+  against the mapper), split into the time the runner waits for decoded batches, runs the model and writes vectors;
+- ray: ``drivers.embed_with_ray`` wall time on a local Ray instance of ``--cpus`` CPUs (model actors that
+  decode their own partitions), with and without the one-off start (Ray instance, actor start-up, model load),
+  and the overhead ratio ray / local.
 
 ``bench_index_ray(...)`` returns the same numbers as a dict, for the index bench to call.
 """
@@ -33,14 +34,15 @@ from rich.console import Console
 from rich.table import Table
 
 from catalog.db import session_scope
-from catalog.migrate import upgrade
 from catalog.models import Study, StudyState, StudyVector
 from cmrclip.batch import collate_studies
 from cmrclip.checkpoint import load_checkpoint, save_checkpoint
 from cmrclip.clips import CLIP_FRAMES, CLIP_SIZE, LGE_LAX_MAX, SAX_LEVELS, load_clip, save_clip
 from cmrclip.factory import create_model
 from cmrclip.inference import pick_device
-from indexer.embed import embed_studies, map_studies
+from indexer.index.drivers import EmbedOptions, RayOptions, embed_pending, embed_with_ray
+from indexer.index.stages import Batch, Mapper
+from migrations.apply import upgrade
 
 log = logging.getLogger(__name__)
 console = Console()
@@ -103,8 +105,6 @@ def bench_index_ray(
     """
     import ray
 
-    from indexer.ray_engine import RayOptions, embed_with_ray
-
     torch.manual_seed(0)
     dev = pick_device(device)
     out: dict[str, Any] = {"studies": n_studies, "config": config, "batch_size": batch_size, "cpus": cpus,
@@ -120,16 +120,18 @@ def bench_index_ray(
         t0 = time.perf_counter()
         clips = [load_clip(p) for p in paths[: min(32, n_studies)]]
         out["decode_s_per_study"] = (time.perf_counter() - t0) / len(clips)
-        batch = collate_studies(clips[:batch_size])
-        map_studies(model, batch)  # warm-up
+        mapper = Mapper(model, "video")
+        batch = Batch(list(range(len(clips[:batch_size]))), collate_studies(clips[:batch_size]))
+        mapper(batch)  # warm-up
         t0 = time.perf_counter()
         reps = 3
         for _ in range(reps):
-            map_studies(model, batch)  # returns numpy: synchronises with the GPU
+            mapper(batch)  # returns numpy: synchronises with the GPU
         out["model_s_per_study"] = (time.perf_counter() - t0) / (reps * len(clips[:batch_size]))
 
         t0 = time.perf_counter()
-        local = embed_studies(url, model, meta.hash, batch_size=batch_size, workers=workers, progress=False)
+        options = EmbedOptions(batch_size=batch_size, workers=workers, device=device, progress=False)
+        local = embed_pending(url, model, meta.hash, "video", options)
         out["local_s"] = time.perf_counter() - t0
         out["local_per_s"] = local.done / out["local_s"]
         out["local_stages_ms_per_study"] = {stage: getattr(local, stage) / local.done * 1e3
@@ -142,9 +144,9 @@ def bench_index_ray(
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
         out["ray_init_s"] = time.perf_counter() - t0
         try:
-            options = RayOptions(batch_size=batch_size, progress=False)
+            options = EmbedOptions(batch_size=batch_size, device=device, progress=False, ray=RayOptions())
             t0 = time.perf_counter()
-            first = embed_with_ray(url, checkpoint, "video", options=options, device=device)
+            first = embed_with_ray(url, checkpoint, ["video"], options).times["video"]
             out["ray_s"] = time.perf_counter() - t0
             # Steady state: a second run on a warm instance still starts its actors and loads the model, so the
             # difference to a run of one study is the start-up; the rest is per-study work.
@@ -153,7 +155,7 @@ def bench_index_ray(
                 keep = session.query(Study.id).order_by(Study.id).limit(1).scalar()
                 session.query(Study).filter(Study.id != keep).update({Study.state: StudyState.SCANNED})
             t0 = time.perf_counter()
-            embed_with_ray(url, checkpoint, "video", options=options, device=device)
+            embed_with_ray(url, checkpoint, ["video"], options)
             out["ray_startup_s"] = time.perf_counter() - t0
         finally:
             ray.shutdown()
@@ -182,7 +184,7 @@ def main() -> None:
     table = Table("measure", "value", title=title)
     table.add_row("clip file per study", f"{r['clip_mb_per_study']:.2f} MB")
     table.add_row("decode (load_clip), one core", f"{r['decode_s_per_study'] * 1e3:.1f} ms/study")
-    table.add_row(f"model (map_studies, batch {args.batch_size})", f"{r['model_s_per_study'] * 1e3:.1f} ms/study")
+    table.add_row(f"model (mapper, batch {args.batch_size})", f"{r['model_s_per_study'] * 1e3:.1f} ms/study")
     table.add_row("local runner", f"{r['local_s']:.1f} s, {r['local_per_s']:.1f} studies/s")
     table.add_row("local runner / bare model (per study)", f"{r['local_vs_model']:.2f}")
     table.add_row("local: waiting for decode / model / write",

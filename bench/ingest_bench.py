@@ -23,10 +23,10 @@ from rich.table import Table
 from sqlalchemy import select
 
 from catalog.db import session_scope
-from catalog.migrate import upgrade
 from catalog.models import IngestError, Study
-from indexer.ingest import ingest_folder
-from indexer.scan import iter_files
+from indexer.dicom.files import iter_files
+from indexer.pipeline import ingest_folder
+from migrations.apply import upgrade
 from phantom.archive import synthesize
 
 console = Console()

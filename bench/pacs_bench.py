@@ -19,9 +19,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from catalog.migrate import upgrade
-from indexer.ingest import ingest_folder
-from indexer.pacs_ingest import ingest_dicomweb
+from indexer.pipeline import Ingest, ingest_folder
+from migrations.apply import upgrade
 from phantom.archive import synthesize
 from tests.indexer.pacs_support import OrthancServer, archive_files, make_settings
 
@@ -76,7 +75,8 @@ def main() -> None:
                 if extra:  # a separate catalog: the same studies under pseudonyms
                     url = _catalog(d / "deid")
                 t0 = time.perf_counter()
-                s = ingest_dicomweb(url, server.dicomweb_url, settings=settings, progress=False)
+                job = Ingest.dicomweb(settings, server.dicomweb_url, deidentify=settings.deidentify, db_url=url)
+                s = job.run(progress=False)
                 rows.append((label, s.staged, s.bytes / 1e6, s.seconds, time.perf_counter() - t0))
         finally:
             server.stop()

@@ -4,7 +4,7 @@
 
 Per N (synthetic clustered unit vectors of the model's dimension; catalog rows in a throwaway PostgreSQL database
 for the filter and the join): build time and memory of the index the policy picks, p50/p99 latency single and
-batched, recall@10 against exact search (text-like queries, see ``indexer.faiss_index.tuning_queries``),
+batched, recall@10 against exact search (text-like queries, see ``indexer.index.faiss_build.tuning_queries``),
 filtered latency and recall (against exact search over the allowed vectors) at 1/10/50 % selectivity, and the
 exact scan predicted from measured memory bandwidth. Ratios are against the numpy scan measured in the same run.
 Prints markdown tables.
@@ -36,15 +36,15 @@ import torch  # noqa: E402
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 
 from catalog.db import get_engine, session_scope  # noqa: E402
-from catalog.migrate import upgrade  # noqa: E402
 from catalog.models import IndexBuild, Study, StudyState  # noqa: E402
+from catalog.search_params import search_parameters  # noqa: E402
 from catalog.settings import Settings  # noqa: E402
 from cmrclip.checkpoint import save_checkpoint  # noqa: E402
 from cmrclip.factory import create_model  # noqa: E402
-from indexer.faiss_index import build_index, knn_exact, recall_at_k, tuning_queries, write_index  # noqa: E402
+from indexer.index.faiss_build import build_index, knn_exact, recall_at_k, tuning_queries, write_index  # noqa: E402
+from migrations.apply import upgrade  # noqa: E402
 from search.engine import QUERY_THREADS, Engine  # noqa: E402
 from search.filters import Filters  # noqa: E402
-from search.vector_index import search_parameters  # noqa: E402
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 QUERIES = 200

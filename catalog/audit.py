@@ -37,7 +37,9 @@ def record(
 ) -> None:
     """Append one audit row; ``filters`` must be JSON-serialisable (dates as ISO strings).
 
-    Actions the UI writes: search, similar, view_study, export, cohort_save.
+    Actions: search, similar, view_study, export, cohort_save (the UI and `cmr search`), list_studies and
+    list_errors (`cmr studies`, `cmr errors`). The UI records its authenticated user, the CLI `CMR_USER` or the
+    operating-system user.
     """
     session.add(
         AuditEntry(

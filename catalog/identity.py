@@ -6,28 +6,15 @@ A separate table so that a research deployment simply has it empty (or drops it)
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 
-from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint, func, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from catalog.models import Base
+from catalog.models import IdentityLink
 
 KINDS = ("study", "patient", "accession")
 READER_ROLE = "clinician"
-
-
-class IdentityLink(Base):
-    __tablename__ = "identity_links"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(16))  # study | patient | accession
-    pseudonym: Mapped[str] = mapped_column(String(64), index=True)
-    original: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, server_default=func.now())
-
-    __table_args__ = (UniqueConstraint("kind", "pseudonym", name="uq_identity_link"),)
 
 
 def record_links(session: Session, links: Iterable[tuple[str, str, str]]) -> None:

@@ -118,6 +118,33 @@ class Report(Base):
     findings: Mapped[str | None] = mapped_column(Text)
 
     study: Mapped[Study | None] = relationship(back_populates="report")
+    facts: Mapped[ReportFactsRow | None] = relationship(
+        back_populates="report", uselist=False, cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class ReportFactsRow(Base):
+    """What a report states, read by ``cmrclip.language`` (findings, diagnoses, LGE, numbers): no identifiers.
+
+    The numbers the search filters and ranks on are columns; ``facts`` holds the whole ``ReportFacts.to_json()``.
+    Full-text search of the report text needs no table here: a GIN index on ``to_tsvector(text)`` (PostgreSQL) or
+    the FTS5 table ``reports_fts`` (SQLite), both made by revision 0003 (see ``catalog.facts``).
+    """
+
+    __tablename__ = "report_facts"
+
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[str] = mapped_column(String(16))  # of the extraction rules (indexer.reports.FACTS_VERSION)
+    lvef: Mapped[float | None] = mapped_column(Float)
+    rvef: Mapped[float | None] = mapped_column(Float)
+    lvedvi: Mapped[float | None] = mapped_column(Float)
+    rvedvi: Mapped[float | None] = mapped_column(Float)
+    lv_mass_index: Mapped[float | None] = mapped_column(Float)
+    max_wall_thickness_mm: Mapped[float | None] = mapped_column(Float)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, server_default=func.now(), onupdate=func.now())
+
+    report: Mapped[Report] = relationship(back_populates="facts")
 
 
 class IngestError(Base):
@@ -233,5 +260,17 @@ class IngestWatermark(Base):
 
 Index("ix_series_study_view", Series.study_id, Series.view)
 
-# Registers identity_links on Base.metadata (Alembic autogenerate, the migration tests).
-from catalog import identity as _identity  # noqa: E402,F401
+
+class IdentityLink(Base):
+    """A pseudonym and the identity behind it, kept only where a site chooses to (``deid_keep_mapping``); read
+    only through ``catalog.identity.reidentify``, which refuses every role but clinician."""
+
+    __tablename__ = "identity_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # study | patient | accession
+    pseudonym: Mapped[str] = mapped_column(String(64), index=True)
+    original: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, server_default=func.now())
+
+    __table_args__ = (UniqueConstraint("kind", "pseudonym", name="uq_identity_link"),)

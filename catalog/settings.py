@@ -15,6 +15,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The pseudonymous patient key's salt when a site sets none (``pseudonym_salt``); the one place it is written.
+DEFAULT_PSEUDONYM_SALT = "cmr-default-salt"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -45,11 +48,17 @@ class Settings(BaseSettings):
     # Number of worker processes for preprocessing / DataLoaders.
     workers: int = 2
     # Secret salt of the pseudonymous patient key (a salted hash of the patient id); set it per site.
-    pseudonym_salt: str = "cmr-default-salt"
+    pseudonym_salt: str = DEFAULT_PSEUDONYM_SALT
     # DICOM reading strictness: "lenient" accepts files without a preamble / file meta, "strict" rejects them.
     dicom_read: Literal["lenient", "strict"] = "lenient"
+    # Name files by their path in the DICOM reader's warnings (off: a short hash, since archive folders are
+    # patient IDs and accession numbers).
+    log_paths: bool = False
 
-    # PACS (DICOMweb) source: base URL of the DICOMweb service, authentication, politeness, what counts as CMR.
+    # PACS (DICOMweb) source: base URL of the DICOMweb service, authentication, politeness (requests at once,
+    # per-request timeout, further attempts per study, first wait between attempts, doubling), the ModalitiesInStudy
+    # of the listing, and the study or series description that marks a cardiac MR study, in the languages of the
+    # sites we know. ``indexer.sources.dicomweb_config.PacsConfig`` is built from these; it has no defaults of its own.
     pacs_url: str = ""
     pacs_auth: Literal["none", "basic", "bearer"] = "none"
     pacs_user: str = ""
@@ -83,6 +92,11 @@ class Settings(BaseSettings):
     def preview_dir(self) -> Path:
         return self.data_dir / "previews"
 
+    @property
+    def dicom_strict(self) -> bool:
+        """``read_headers(strict=...)``: whether files without a preamble / file meta are rejected."""
+        return self.dicom_read == "strict"
+
     def active_checkpoint(self) -> Path | None:
         """The checkpoint index/search/ui use: the setting, else the one ``cmr train`` marked active."""
         if self.checkpoint:
@@ -92,11 +106,29 @@ class Settings(BaseSettings):
             return Path(marker.read_text().strip())
         return None
 
+    def serving_checkpoint(self, explicit: Path | None = None) -> Path:
+        """The checkpoint that serves index, search and UI: ``explicit``, else the setting, else the one
+        ``cmr train`` marked active. Raises ``FileNotFoundError`` with what to do when there is none.
+
+        Baselines trained for evaluation (static, single-view) are never picked up by accident: only a checkpoint
+        named explicitly or marked active serves searches.
+        """
+        path = Path(explicit) if explicit is not None else self.active_checkpoint()
+        if path is None:
+            raise FileNotFoundError(f"no active checkpoint under {self.checkpoint_dir}: run `cmr train` first")
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint {path} does not exist: run `cmr train` first")
+        return path
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{(self.data_dir / 'catalog.sqlite').resolve()}"
+
+    # Web UI: addresses of the reverse proxies whose X-Forwarded-User header names the user (comma-separated, e.g.
+    # "127.0.0.1"); empty: the header is ignored, whoever sends it. See the README's deployment part.
+    trusted_proxies: str = ""
 
 
 @lru_cache(maxsize=1)

@@ -9,11 +9,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from cmr.common import backfill_facts, console, fail, ready_url, settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# transformers prints a "BertModel LOAD REPORT" table (the text tower's unused pooler weights) and a progress bar
+# each time the model loads: warnings of no use to a reader. `cmr -v` brings them back. Set before transformers is
+# imported, and inherited by `cmr ui`'s server.
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 app = typer.Typer(
     help="Natural-language case retrieval for cardiac MRI.",
@@ -22,56 +28,30 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Catalog database commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-console = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 1) -> None:
-    """One readable line on stderr and a non-zero exit; never a traceback."""
-    from rich.markup import escape
-
-    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _settings():
-    from catalog.settings import get_settings
-
-    return get_settings()
-
-
-def _ready_url() -> str:
-    """The catalog URL, migrated to the newest schema (so every command works on a fresh data folder)."""
-    from catalog.db import DatabaseUnavailable
-    from catalog.migrate import upgrade
-
-    url = _settings().resolved_database_url()
-    try:
-        upgrade(url)
-    except DatabaseUnavailable as exc:
-        _fail(str(exc))
-    return url
-
-
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if verbose:
+        os.environ["TRANSFORMERS_VERBOSITY"] = "info"
+        os.environ.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
 
 
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Create or migrate the catalog schema (Alembic)."""
     from catalog.db import DatabaseUnavailable, safe_url
-    from catalog.migrate import current_revision, upgrade
+    from migrations.apply import current_revision, upgrade
 
-    url = _settings().resolved_database_url()
+    url = settings().resolved_database_url()
     try:
         upgrade(url, revision)
     except DatabaseUnavailable as exc:
-        _fail(str(exc))
-    console.print(f"catalog at {safe_url(url)} is at revision {current_revision(url)}")
+        fail(str(exc))
+    read = backfill_facts(url) if revision == "head" else 0
+    console.print(f"catalog at {safe_url(url)} is at revision {current_revision(url)}"
+                  + (f"; facts read from {read} reports" if read else ""))
 
 
 @app.command()
@@ -86,7 +66,7 @@ def synth(
     from phantom.archive import synthesize
 
     summary = synthesize(
-        out, studies, sites=site or None, seed=seed, fault_rate=faults, progress=True, workers=_settings().workers
+        out, studies, sites=site or None, seed=seed, fault_rate=faults, progress=True, workers=settings().workers
     )
     rate = summary.n_studies / max(summary.seconds, 1e-9)
     console.print(
@@ -96,119 +76,56 @@ def synth(
 
 
 @app.command()
-def ingest(
-    archive: Annotated[Path | None, typer.Argument(help="Archive folder of DICOM files (folder source).")] = None,
-    reports: Annotated[Path | None, typer.Option(help="RIS report export (CSV or JSONL).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes (default: settings).")] = None,
-    source: Annotated[str, typer.Option(help="folder or dicomweb.")] = "folder",
-    url: Annotated[str | None, typer.Option(help="DICOMweb base URL (default: settings pacs_url).")] = None,
-    since: Annotated[str | None, typer.Option(help="DICOMweb: only studies from this date (YYYY-MM-DD).")] = None,
-    deidentify: Annotated[bool, typer.Option(help="De-identify on the way in (PS3.15 Annex E).")] = False,
-) -> None:
-    """Scan an archive (or a PACS), import reports and preprocess every new or changed study into clips."""
-    from catalog import queries
-    from catalog.db import session_scope
-    from indexer.ingest import ingest_folder
-
-    s = _settings()
-    if source not in ("folder", "dicomweb"):
-        _fail(f"unknown source {source!r}; use folder or dicomweb")
-    if reports is not None and not reports.is_file():
-        _fail(f"report export {reports} does not exist")
-    if source == "dicomweb":
-        from cmr.cli_pacs import ingest_from_pacs
-
-        ingest_from_pacs(url or s.pacs_url, since, deidentify or s.deidentify, db_url=_ready_url(), reports=reports)
-        return
-    if archive is None or not archive.is_dir():
-        _fail(f"archive folder {archive} does not exist" if archive else "give the archive folder to ingest")
-    url = _ready_url()
-    if deidentify or s.deidentify:
-        from cmr.cli_pacs import ingest_folder_deidentified
-
-        ingest_folder_deidentified(archive, db_url=url, reports=reports)
-        return
-    summary = ingest_folder(
-        url, archive, s.clip_dir, reports=reports, workers=workers or s.workers, salt=s.pseudonym_salt
-    )
-    scan = summary.scan
-    with session_scope(url) as session:
-        views = queries.view_counts(session)
-        errors = queries.error_counts(session)
-        states = queries.state_counts(session)
-    table = Table(title="ingest summary", show_header=False)
-    table.add_row("files scanned", str(scan.files))
-    table.add_row(
-        "studies new / changed / unchanged", f"{scan.studies_new} / {scan.studies_changed} / {scan.studies_unchanged}"
-    )
-    table.add_row("studies by state", ", ".join(f"{k}: {v}" for k, v in sorted(states.items())))
-    table.add_row("preprocessed / failed (this run)", f"{summary.preprocessed} / {summary.preprocess_failed}")
-    table.add_row("series per view", ", ".join(f"{k}: {v}" for k, v in sorted(views.items())))
-    table.add_row("reports imported / rejected", f"{summary.reports_imported} / {summary.reports_rejected}")
-    table.add_row("errors by kind", ", ".join(f"{k}: {v}" for k, v in sorted(errors.items())) or "none")
-    table.add_row("seconds", ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()))
-    console.print(table)
-
-
-@app.command()
 def studies(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List every study of the catalog."""
-    from catalog import queries
+    """List every study of the catalog (a researcher sees study numbers, not UIDs or accession numbers)."""
     from catalog.db import session_scope
+    from catalog.errors import list_errors
+    from catalog.facts import facts_of_studies
+    from catalog.studies import list_studies
+    from cmr.common import audit
+    from search import privacy
+    from search.understanding import facts_text
 
-    url = _ready_url()
+    role = settings().role
+    url = ready_url()
     with session_scope(url) as session:
         errors: dict[str, str] = {}
-        for e in queries.list_errors(session):
+        for e in list_errors(session):
             if e.study_uid and e.study_uid not in errors:
                 errors[e.study_uid] = e.reason
-        rows = [
-            {
-                "study_uid": st.study_uid,
-                "accession": st.accession,
-                "site": st.institution,
-                "manufacturer": st.manufacturer,
-                "views": list(st.views or []),
-                "state": st.state,
-                "error": errors.get(st.study_uid),
-            }
-            for st in queries.list_studies(session)
-        ]
+        listed = list_studies(session)
+        facts = facts_of_studies(session, [st.id for st in listed])
+        rows = [privacy.study_list_record(st, errors.get(st.study_uid), role, facts.get(st.id)) for st in listed]
+    audit(url, "list_studies", n_results=len(rows), detail="cli studies")
     if as_json:
         print(json.dumps(rows, indent=1))
         return
-    table = Table("study_uid", "accession", "site", "manufacturer", "views", "state", "error")
+    table = Table(*rows[0]) if rows else Table("study", "site", "manufacturer", "views", "state", "error", "facts")
     for r in rows:
-        table.add_row(
-            r["study_uid"],
-            r["accession"] or "",
-            r["site"] or "",
-            r["manufacturer"] or "",
-            " ".join(r["views"]),
-            r["state"],
-            r["error"] or "",
-        )
+        r = {**r, "facts": facts_text(r["facts"])}
+        table.add_row(*(" ".join(v) if isinstance(v, list) else str(v) if v is not None else "" for v in r.values()))
     console.print(table)
 
 
 @app.command()
 def errors(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List ingest errors (path, study UID, stage, reason)."""
-    from catalog import queries
+    """List ingest errors (stage, kind, reason; path and study UID for clinicians only: folders name patients)."""
     from catalog.db import session_scope
+    from catalog.errors import error_rows
+    from cmr.common import audit
+    from search import privacy
 
-    url = _ready_url()
+    role = settings().role
+    url = ready_url()
     with session_scope(url) as session:
-        rows = [
-            {"path": e.path, "study_uid": e.study_uid, "stage": e.stage, "kind": e.kind, "reason": e.reason}
-            for e in queries.list_errors(session)
-        ]
+        rows = [privacy.error_record(e, role) for e in error_rows(session)]
+    audit(url, "list_errors", n_results=len(rows), detail="cli errors")
     if as_json:
         print(json.dumps(rows, indent=1))
         return
-    table = Table("stage", "kind", "path", "study_uid", "reason")
+    table = Table(*(rows[0] if rows else ("stage", "kind", "reason")))
     for r in rows:
-        table.add_row(r["stage"], r["kind"], r["path"] or "", r["study_uid"] or "", r["reason"])
+        table.add_row(*(str(v) if v is not None else "" for v in r.values()))
     console.print(table)
 
 
@@ -218,19 +135,19 @@ def clip(
     out: Annotated[Path, typer.Option(help="PNG (strip) or GIF (animation) to write.")] = Path("clip.png"),
 ) -> None:
     """Write a picture of a study's clips, to check the preprocessing crop."""
-    from catalog import queries
     from catalog.db import session_scope
+    from catalog.studies import study_by_uid
     from cmrclip.clips import load_clip
-    from indexer.clip_preview import clip_gif, clip_strip
+    from search.previews import clip_gif, clip_strip
 
-    url = _ready_url()
+    url = ready_url()
     with session_scope(url) as session:
-        study = queries.study_by_uid(session, study_uid)
+        study = study_by_uid(session, study_uid)
         path = study.clip_path if study else None
     if study is None:
-        _fail(f"no study {study_uid} in the catalog")
+        fail(f"no study {study_uid} in the catalog")
     if not path or not Path(path).exists():
-        _fail(f"study {study_uid} has no clip yet: run `cmr ingest` first")
+        fail(f"study {study_uid} has no clip yet: run `cmr ingest` first")
     views = load_clip(Path(path))
     if out.suffix.lower() == ".gif":
         out.write_bytes(clip_gif(views))
@@ -240,18 +157,25 @@ def clip(
 
 
 def _records(url: str):
-    from catalog import queries
     from catalog.db import session_scope
-    from cmrclip.records import StudyRecord
+    from catalog.studies import study_records
+    from cmrclip.train.records import StudyRecord
 
     with session_scope(url) as session:
-        rows = queries.study_records(session)
+        rows = study_records(session)
     return [StudyRecord(**{**r, "clip_path": Path(r["clip_path"])}) for r in rows]
+
+
+def _run_dir(checkpoint_dir: Path, config, parent_hash: str | None) -> Path:
+    """Where a run lives: named by config, variant and seed, and by the parent's hash when it fine-tunes one."""
+    name = f"{config.config_name}-{config.variant}-s{config.seed}"
+    return checkpoint_dir / (f"{name}-ft-{parent_hash}" if parent_hash else name)
 
 
 @app.command()
 def train(
-    config: Annotated[str, typer.Option(help="Model config name (cmrclip/model_configs).")] = "cpu-small",
+    config: Annotated[str | None, typer.Option(
+        help="Model config name (cmrclip/model_configs); default cpu-small, or --init's.")] = None,
     variant: Annotated[str, typer.Option(help="full | static | single_view (baselines).")] = "full",
     epochs: Annotated[int, typer.Option(min=1)] = 40,
     batch_size: Annotated[int, typer.Option(min=2)] = 32,
@@ -260,41 +184,63 @@ def train(
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps (resume later).")] = None,
     impression_prob: Annotated[float, typer.Option(
         min=0.0, max=1.0, help="Share of steps captioned by the impression; the rest by report sentences.")] = 0.5,
+    init: Annotated[Path | None, typer.Option(
+        help="Start from this checkpoint's weights (fine-tune); its config must match.")] = None,
+    augment: Annotated[bool, typer.Option(help="Train-time augmentation (jitter and TorchIO MR artefacts).")] = True,
+    artefact_prob: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="Share of series given one TorchIO MR artefact (default: AugmentConfig's).")] = None,
     activate: Annotated[bool, typer.Option(help="Make the result the checkpoint index/search use.")] = True,
     restart: Annotated[bool, typer.Option(help="Start over instead of resuming an earlier run's state.")] = False,
 ) -> None:
     """Contrastive training on (study clips, report impression) pairs of the training split."""
-    from cmrclip.train import train as run_training
-    from indexer.preprocess import PREPROCESS_VERSION
+    from cmrclip.checkpoint import read_checkpoint_meta
+    from cmrclip.train.augment import AugmentConfig
+    from cmrclip.train.config import TrainConfig
+    from cmrclip.train.loop import train as run_training
+    from indexer.clips.preprocess import PREPROCESS_VERSION
 
-    s = _settings()
-    url = _ready_url()
+    s = settings()
+    url = ready_url()
     records = _records(url)
     if not records:
-        _fail("no preprocessed studies in the catalog: run `cmr ingest` first")
-    out = s.checkpoint_dir / f"{config}-{variant}-s{seed}"
+        fail("no preprocessed studies in the catalog: run `cmr ingest` first")
+    parent = None
+    if init is not None:
+        if not init.is_file():
+            fail(f"--init checkpoint {init} does not exist")
+        try:
+            parent = read_checkpoint_meta(init)
+        except (ValueError, KeyError, RuntimeError) as exc:
+            fail(f"--init {init} is not a readable CMR-CLIP checkpoint: {exc}")
+    run = TrainConfig(
+        out_dir=Path("."),  # set below, from the resolved config
+        config_name=config or (parent.training.get("config_name", "cpu-small") if parent else "cpu-small"),
+        variant=variant, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+        holdout_site=s.holdout_site or None, preprocess_version=PREPROCESS_VERSION, impression_prob=impression_prob,
+        augment=AugmentConfig(enabled=augment, **({} if artefact_prob is None else {"artefact_prob": artefact_prob})),
+        init=init,
+        device=s.device, max_steps=max_steps, resume=not restart,
+    )
+    run.out_dir = _run_dir(s.checkpoint_dir, run, parent.hash if parent else None)
     try:
-        path = run_training(
-            records,
-            out,
-            config_name=config,
-            variant=variant,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            seed=seed,
-            holdout_site=s.holdout_site or None,
-            preprocess_version=PREPROCESS_VERSION,
-            device=s.device,
-            max_steps=max_steps,
-            impression_prob=impression_prob,
-            resume=not restart,
-        )
+        path = run_training(records, run)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if activate and variant == "full" and path.is_file():
         (s.checkpoint_dir / "ACTIVE").write_text(str(path.resolve()))
     console.print(f"checkpoint: {path}")
+
+
+def _search_modes(ground_truth: Path, withhold: float) -> None:
+    from cmrclip.train.ground_truth import load_truth
+    from cmrclip.train.search_modes import markdown_table, precision_at_k
+    from search.engine import Engine
+
+    if not ground_truth.is_file():
+        fail(f"ground truth {ground_truth} does not exist")
+    engine = Engine.open(settings(), url=ready_url())
+    rows = precision_at_k(engine, load_truth(ground_truth), withhold=withhold, compound=True)
+    console.print(markdown_table(rows, 10, withhold), markup=False)
 
 
 @app.command("eval")
@@ -306,55 +252,81 @@ def evaluate_cmd(
     out: Annotated[Path, typer.Option(help="Folder for report.md, plots and metrics.json.")] = Path("eval"),
     json_out: Annotated[Path | None, typer.Option(help="Also write the metrics JSON here.")] = None,
     baselines: Annotated[bool, typer.Option(help="Train and evaluate static / single-view baselines.")] = True,
+    search_modes: Annotated[bool, typer.Option(
+        help="Instead: precision@10 of diagnosis and compound queries for each search mode, on the served index."
+    )] = False,
+    withhold: Annotated[float, typer.Option(min=0.0, max=1.0, help="--search-modes: share of reports withheld.")] = 0.5,
+    realdata: Annotated[Path | None, typer.Option(
+        help="Folder of real DICOM stacks to place among the split (default: ../shared/realdata when present)."
+    )] = None,
+    real_stacks: Annotated[bool, typer.Option(help="Add the section on real stacks (--realdata).")] = True,
 ) -> None:
-    """Zero-shot, few-shot, probe and retrieval metrics against ground truth, with baselines, as a report."""
+    """Zero-shot, few-shot, probe and retrieval metrics against ground truth, with baselines, as a report.
+
+    A section places real stacks (zero-shot scores, nearest phantom studies): ingested into a throwaway catalog."""
+    if search_modes:
+        _search_modes(ground_truth, withhold)
+        return
+    import contextlib
     import csv
     import shutil
+    from dataclasses import replace
 
+    from cmr.realdata import real_stacks as ingest_real
     from cmrclip.checkpoint import read_checkpoint_meta
-    from cmrclip.evaluate import evaluate
-    from cmrclip.train import train as run_training
+    from cmrclip.train.config import TrainConfig
+    from cmrclip.train.evaluate import evaluate
+    from cmrclip.train.loop import train as run_training
 
-    s = _settings()
+    s = settings()
     checkpoint = checkpoint or s.active_checkpoint()
     if checkpoint is None or not checkpoint.is_file():
-        _fail("no checkpoint: run `cmr train` first (or pass --checkpoint)")
+        fail("no checkpoint: run `cmr train` first (or pass --checkpoint)")
     if not ground_truth.is_file():
-        _fail(f"ground truth {ground_truth} does not exist")
-    url = _ready_url()
+        fail(f"ground truth {ground_truth} does not exist")
+    if realdata is not None and not realdata.is_dir():
+        fail(f"real data folder {realdata} does not exist")
+    url = ready_url()
     records = _records(url)
     with ground_truth.open(newline="") as fh:
         truth = {row["study_uid"]: row for row in csv.DictReader(fh)}
     meta = read_checkpoint_meta(checkpoint)
     trained = {}
-    if baselines:
-        args = meta.training
+    if baselines:  # trained as the model was (same settings, same --init parent), on other inputs
+        parent_hash = meta.lineage[0]["hash"] if meta.lineage else None
         for variant in ("static", "single_view"):
-            baseline = {
-                "out_dir": s.checkpoint_dir / f"{args['config_name']}-{variant}-s{args['seed']}",
-                "config_name": args["config_name"], "variant": variant, "epochs": args["epochs"],
-                "batch_size": args["batch_size"], "lr": args["lr"], "seed": args["seed"],
-                "holdout_site": args.get("holdout_site"), "preprocess_version": args["preprocess_version"],
-                "device": s.device, "impression_prob": args.get("impression_prob", 1.0),
-            }
+            baseline = TrainConfig.from_training(meta.training, out_dir=Path("."), variant=variant, device=s.device)
+            baseline.out_dir = _run_dir(s.checkpoint_dir, baseline, parent_hash)
             try:  # a finished baseline of the same settings is reused
-                trained[variant] = run_training(records, **baseline)
+                trained[variant] = run_training(records, baseline)
             except ValueError:  # one of other settings (e.g. an older model config) is trained again
-                trained[variant] = run_training(records, resume=False, **baseline)
-    results = evaluate(
-        checkpoint, records, truth, split=split, site=site, baselines=trained, out_dir=out, device=s.device
-    )
+                try:
+                    trained[variant] = run_training(records, replace(baseline, resume=False))
+                except ValueError as exc:
+                    fail(f"baseline {variant}: {exc}")
+    placing = ingest_real(realdata, checkpoint_preprocess=meta.training.get("preprocess_version"))
+    with placing if real_stacks else contextlib.nullcontext() as real:
+        try:
+            results = evaluate(checkpoint, records, truth, split=split, site=site, baselines=trained, out_dir=out,
+                               device=s.device, realdata=real)
+        except ValueError as exc:
+            fail(str(exc))
     if json_out:
         shutil.copy(out / "metrics.json", json_out)
     console.print(
         f"report: {out / 'report.md'}  zero-shot macro AUC {results.get('zero_shot_macro_auc', float('nan')):.3f}"
     )
+    placed = results.get("realdata")
+    if placed:
+        console.print(f"real stacks ({placed['source']}): " + (placed.get("summary") or "; ".join(placed["notes"])),
+                      markup=False)
 
 
 def _register_commands() -> None:
-    """Commands that live in their own modules (index/search, ui)."""
-    from cmr import cli_search, cli_ui
+    """Commands that live in their own modules (ingest, index/search, ui)."""
+    from cmr import cli_ingest, cli_search, cli_ui
 
+    cli_ingest.register(app)
     cli_search.register(app)
     cli_ui.register(app)
 

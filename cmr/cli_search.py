@@ -6,23 +6,15 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from cmr.common import audit, console, fail, ready_url, settings
+from search import privacy
 from search.fusion import DEFAULT_MODE
 
-console = Console()
-SNIPPET_CHARS = 80
-
-
-def _fail(message: str) -> None:
-    """One line on stderr (no wrapping, no markup from the message), then exit 1."""
-    from rich.markup import escape
-
-    from cmr.cli import err
-
-    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
-    raise typer.Exit(1)
+SNIPPET_CHARS = 60
+WIDE = 140  # narrower terminals get the compact layout
 
 
 def index(
@@ -36,37 +28,18 @@ def index(
     actors: Annotated[int | None, typer.Option(min=1, help="--engine ray: model actors (default one per GPU).")] = None,
 ) -> None:
     """Embed every study and report the checkpoint has not embedded yet, then update the FAISS indexes."""
-    from cmr.cli import _ready_url, _settings
-    from indexer.index_job import run_index
-    from search.checkpoints import resolve_checkpoint
+    from indexer.index.drivers import DRIVERS, EmbedError, RayOptions
+    from indexer.index.job import run_index
 
-    s = _settings()
-    url = _ready_url()
+    s = settings()
+    url = ready_url()
     try:
-        checkpoint = resolve_checkpoint(s)
+        checkpoint = s.serving_checkpoint()
     except FileNotFoundError as exc:
-        _fail(str(exc))
-    if engine not in ("local", "ray"):
-        _fail(f"unknown engine {engine!r}; use local or ray")
-    if engine == "ray":
-        import importlib.util
-
-        if importlib.util.find_spec("ray") is None:
-            _fail("--engine ray needs Ray: pip install 'cmr-retrieval[ray]'")
-        from indexer.ray_engine import RayOptions, run_index_ray
-
-        try:
-            run = run_index_ray(
-                url,
-                checkpoint,
-                s.index_dir,
-                rebuild=rebuild,
-                device=s.device,
-                options=RayOptions(address=address, concurrency=actors, batch_size=batch_size),
-            )
-        except RuntimeError as exc:  # some partitions still failing; the rest are stored
-            _fail(str(exc))
-    else:
+        fail(str(exc))
+    if engine not in DRIVERS:
+        fail(f"unknown engine {engine!r}; use one of {', '.join(DRIVERS)}")
+    try:
         run = run_index(
             url,
             checkpoint,
@@ -75,7 +48,11 @@ def index(
             rebuild=rebuild,
             device=s.device,
             workers=s.workers if workers is None else workers,
+            engine=engine,
+            ray=RayOptions(address=address, concurrency=actors),
         )
+    except EmbedError as exc:  # Ray missing, or some partitions still failing (the rest are stored)
+        fail(str(exc))
     table = Table(title=f"index (checkpoint {run.checkpoint_hash}, {run.device})", show_header=False)
     for what, t in (("studies", run.studies), ("reports", run.reports)):
         table.add_row(
@@ -89,7 +66,7 @@ def index(
 
 def search(
     query: Annotated[str | None, typer.Argument(help="What to look for, in words.")] = None,
-    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Number of hits.")] = 10,
+    k: Annotated[int, typer.Option("-k", "--k", help="Number of hits (1 to 1000).")] = 10,
     filter_: Annotated[
         list[str] | None, typer.Option("--filter", "-f", help="Catalog filter, e.g. age>=50, sex=F, views=sax,lge_sax.")
     ] = None,
@@ -99,58 +76,105 @@ def search(
     negation: Annotated[bool, typer.Option(help='Subtract negated phrases ("no LGE") from the query.')] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Search the archive by text (or by example with --similar)."""
-    from catalog.migrate import upgrade
-    from cmr.cli import _settings
-    from search.engine import MODES, Engine
+    """Search the archive by text (or by example with --similar). What is shown depends on CMR_ROLE (see the
+    README's privacy part); every search is audited with CMR_USER (else the OS user) and the number of hits."""
+    from search.engine import MODES, Engine, check_k
     from search.errors import DatabaseUnavailable, SearchError
     from search.filters import parse_filters
     from search.query_text import normalise_query
 
+    s = settings()
     try:
         # Bad input is refused before the model is loaded.
+        check_k(k)
         if similar is None:
             normalise_query(query if query is not None else "")
         elif query:
-            _fail("give either a query or --similar, not both")
+            fail("give either a query or --similar, not both")
         if mode not in MODES:
-            _fail(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+            fail(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
         filters = parse_filters(filter_ or [])
-        settings = _settings()
-        url = settings.resolved_database_url()
-        upgrade(url)  # a fresh data folder gets its schema, as every cmr command does
-        engine = Engine.open(settings, url=url)
+        url = ready_url()
+        engine = Engine.open(s, url=url)
         if similar is not None:
             hits = engine.similar(similar, k=k, exclude_same_patient=exclude_same_patient, filters=filters)
         else:
             hits = engine.query(query or "", k=k, mode=mode, filters=filters, negation=negation)
     except (SearchError, DatabaseUnavailable) as exc:
-        _fail(str(exc))
+        fail(str(exc))
+    if similar is not None:
+        audit(url, "similar", query=f"similar to study {_study_number(url, similar) or '?'}",
+              filters=filters.to_json(), n_results=len(hits),
+              detail=f"cli k={k} exclude_same_patient={exclude_same_patient}")
+    else:
+        audit(url, "search", query=query, filters=filters.to_json(), n_results=len(hits),
+              detail=f"cli mode={mode} k={k}")
     if as_json:
-        print(json.dumps([h.to_json() for h in hits], indent=1))
+        print(json.dumps([privacy.hit_record(h, s.role) for h in hits], indent=1))
         return
-    _print_table(hits, title=f"similar to {similar}" if similar else query or "")
+    title = f"similar to {similar if privacy.is_clinician(s.role) else 'the given study'}" if similar else query
+    _print_table(hits, title=title or "", role=s.role)
 
 
-def _print_table(hits: list, title: str) -> None:
-    table = Table("rank", "score", "signals", "accession", "date", "age/sex", "views", "impression", title=title)
-    for h in hits:
-        impression = " ".join((h.impression or "").split())
-        if len(impression) > SNIPPET_CHARS:
-            impression = impression[: SNIPPET_CHARS - 1] + "…"
-        table.add_row(
-            str(h.rank),
-            f"{h.score:.3f}",
-            "+".join(h.signals),
-            h.accession or "",
-            h.study_date.isoformat() if h.study_date else "",
-            f"{h.patient_age if h.patient_age is not None else '?'}/{h.patient_sex or '?'}",
-            " ".join(h.views),
-            impression,
-        )
-    console.print(table)
+def _study_number(url: str, study_uid: str) -> int | None:
+    """The catalog's number of a study (audited instead of its UID, which the audit log need not hold)."""
+    from catalog.db import session_scope
+    from catalog.studies import study_key
+
+    with session_scope(url) as session:
+        found = study_key(session, study_uid)
+    return found[0] if found else None
+
+
+def _print_table(hits: list, title: str, role: str) -> None:
+    """A table when the terminal is wide (``WIDE`` columns or more); else one compact block per hit: a line of who
+    and the score, the wrapped "why", and a one-line report snippet, so nothing is squeezed to a word per line."""
+    clinician = privacy.is_clinician(role)
+    width = console.width
+    if width >= WIDE:
+        who = ("accession", "date") if clinician else ("study", "year")
+        table = Table("rank", "score", "signals", *who, "age/sex", "views", "why", "impression", title=title)
+        for hit in hits:
+            h = privacy.for_role(hit, role)
+            table.add_row(str(h.rank), f"{h.score:.3f}", "+".join(h.signals), *_who(h, role), _age_sex(h, role),
+                          " ".join(h.views), h.why, _snippet(h.impression, SNIPPET_CHARS))
+        console.print(table)
+    else:
+        if title:
+            console.print(Text(title, style="bold"), overflow="fold")
+        for hit in hits:
+            h = privacy.for_role(hit, role)
+            study, date = _who(h, role)
+            head = " · ".join(p for p in (study, date, _age_sex(h, role), "+".join(h.signals)) if p)
+            console.print(Text(f"{h.rank:>2}. {h.score:.3f}  {head}"), overflow="fold", highlight=False)
+            if h.why:
+                console.print(_indented(h.why, width), style="cyan", markup=False, highlight=False)
+            snippet = _snippet(h.impression, width - 5)
+            if snippet:
+                console.print(_indented(snippet, width), style="dim", markup=False, highlight=False)
     if not hits:
         console.print("no matching studies")
+
+
+def _who(h, role: str) -> tuple[str, str]:
+    clinician = privacy.is_clinician(role)
+    return ((h.accession or "") if clinician else f"#{h.study_id}",
+            privacy.date_text(h.study_date, role) if h.study_date else "")
+
+
+def _age_sex(h, role: str) -> str:
+    return f"{privacy.age_value(h.patient_age, role) if h.patient_age is not None else '?'}/{h.patient_sex or '?'}"
+
+
+def _snippet(text: str | None, chars: int) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= chars else text[: max(chars - 1, 1)] + "…"
+
+
+def _indented(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width=max(width - 1, 20), initial_indent="    ", subsequent_indent="    "))
 
 
 def register(app: typer.Typer) -> None:

@@ -11,9 +11,12 @@ import typer
 
 import ui
 
+LOOPBACK = "127.0.0.1"
 
-def streamlit_command(port: int, address: str | None) -> list[str]:
-    """The ``streamlit run`` command line: headless, no usage statistics, no tracebacks in the browser."""
+
+def streamlit_command(port: int, address: str | None = LOOPBACK) -> list[str]:
+    """The ``streamlit run`` command line: headless, no usage statistics, no tracebacks in the browser, bound to
+    ``address`` (the loopback address when None: all interfaces only when asked for)."""
     script = Path(ui.__file__).parent / "app.py"
     cmd = [
         sys.executable,
@@ -34,9 +37,7 @@ def streamlit_command(port: int, address: str | None) -> list[str]:
         "--client.toolbarMode",
         "minimal",
     ]
-    if address:
-        cmd += ["--server.address", address]
-    return cmd
+    return cmd + ["--server.address", address or LOOPBACK]
 
 
 def register(app: typer.Typer) -> None:
@@ -46,21 +47,22 @@ def register(app: typer.Typer) -> None:
     def run_ui(
         port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port to serve on.")] = 8501,
         address: Annotated[
-            str | None,
-            typer.Option(help="Address to bind (127.0.0.1 behind a reverse proxy); default: all interfaces."),
-        ] = None,
+            str,
+            typer.Option(help="Address to bind: the loopback address unless told otherwise (0.0.0.0: all "
+                         "interfaces); put a reverse proxy in front, see the README's deployment part."),
+        ] = LOOPBACK,
     ) -> None:
         """Start the web app: search, study pages, case sets, cohorts, status (Ctrl-C stops it)."""
         from catalog.db import DatabaseUnavailable
-        from catalog.migrate import upgrade
         from catalog.settings import get_settings
+        from migrations.apply import upgrade
 
         try:
             upgrade(get_settings().resolved_database_url())  # a fresh data folder gets its catalog schema
         except DatabaseUnavailable as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from exc
-        typer.echo(f"CMR case search on http://{address or 'localhost'}:{port}")
+        typer.echo(f"CMR case search on http://{address}:{port}")
         try:
             code = subprocess.call(streamlit_command(port, address))
         except KeyboardInterrupt:

@@ -37,6 +37,8 @@ class CheckpointMeta:
     created: str
     # how it was trained (variant, seed, held-out site, steps, ...); empty for untrained models
     training: dict[str, Any] = field(default_factory=dict)
+    # the checkpoints it was fine-tuned from, parent first: {"hash", "path"} each; empty when trained from scratch
+    lineage: list[dict[str, str]] = field(default_factory=list)
 
 
 def weights_hash(state_dict: dict[str, torch.Tensor]) -> str:
@@ -51,9 +53,16 @@ def weights_hash(state_dict: dict[str, torch.Tensor]) -> str:
 
 
 def save_checkpoint(
-    model: CMRClip, path: Path, preprocess_version: str, training: dict[str, Any] | None = None
+    model: CMRClip,
+    path: Path,
+    preprocess_version: str,
+    training: dict[str, Any] | None = None,
+    lineage: list[dict[str, str]] | None = None,
 ) -> CheckpointMeta:
-    """Write ``model`` to ``path`` atomically (temporary file, then rename) and return its metadata."""
+    """Write ``model`` to ``path`` atomically (temporary file, then rename) and return its metadata.
+
+    ``lineage``: the checkpoints the weights were fine-tuned from, parent first (``lineage_of(parent_path)``).
+    """
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     meta = CheckpointMeta(
         hash=weights_hash(state),
@@ -62,6 +71,7 @@ def save_checkpoint(
         text_tower=text_tower_reference(model.config.text),
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         training=dict(training or {}),
+        lineage=[dict(ancestor) for ancestor in lineage or []],
     )
     payload = {
         "format": FORMAT,
@@ -71,6 +81,7 @@ def save_checkpoint(
         "text_tower": meta.text_tower,
         "created": meta.created,
         "training": meta.training,
+        "lineage": meta.lineage,
         "state_dict": state,
     }
     path = Path(path)
@@ -113,4 +124,10 @@ def _meta(payload: dict[str, Any]) -> CheckpointMeta:
         text_tower=payload["text_tower"],
         created=payload["created"],
         training=payload.get("training", {}),
+        lineage=payload.get("lineage", []),
     )
+
+
+def lineage_of(parent: Path, meta: CheckpointMeta) -> list[dict[str, str]]:
+    """The lineage of a checkpoint fine-tuned from ``parent`` (whose metadata is ``meta``): parent first."""
+    return [{"hash": meta.hash, "path": str(Path(parent).resolve())}, *meta.lineage]

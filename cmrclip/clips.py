@@ -1,4 +1,4 @@
-"""The clip contract between ``indexer.preprocess`` (writer) and the model (reader).
+"""The clip contract between ``indexer.clips.preprocess`` (writer) and the model (reader).
 
 One compressed ``.npz`` file per study, keyed by study UID and preprocessing version. Each view present in the
 study is one array, float16, intensity-normalised to roughly [0, 1], resampled to a fixed pixel spacing and size

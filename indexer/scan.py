@@ -12,19 +12,23 @@ import os
 import warnings
 from collections import defaultdict
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from pydicom.errors import InvalidDicomError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from tqdm import tqdm
 
-from catalog import queries
+from catalog.errors import clear_errors, record_error
 from catalog.models import Series, Study, StudyState
-from indexer import views
-from indexer.assemble import AssembledSeries, Problem, assemble_series, drop_duplicates, group_by_study
-from indexer.headers import FrameHeader, NotAnImage, read_headers
+from catalog.reports import link_reports
+from catalog.studies import study_by_uid
+from indexer.dicom import views
+from indexer.dicom.assemble import AssembledSeries, Problem, assemble_series, drop_duplicates, group_by_study
+from indexer.dicom.files import NotRegularFile, iter_files
+from indexer.dicom.headers import FrameHeader, NotAnImage, read_headers
+from indexer.pool import process_pool
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +44,6 @@ class ScanResult:
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-def iter_files(root: Path) -> Iterator[Path]:
-    """Every regular file under root, in a stable order."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            yield Path(dirpath) / name
-
-
 @dataclass
 class FileError:
     path: str
@@ -56,27 +52,34 @@ class FileError:
     study_uid: str | None = None
 
 
-def _read_one(path: str) -> tuple[str, list[FrameHeader] | None, FileError | None]:
+def _read_one(path: str, strict: bool = False) -> tuple[str, list[FrameHeader] | None, FileError | None]:
     warnings.simplefilter("ignore")  # a truncated file is reported as an error row, not a warning per file
     try:
-        return path, read_headers(Path(path)), None
+        return path, read_headers(Path(path), strict=strict), None
+    except NotRegularFile as exc:
+        return path, None, FileError(path, "not_a_file", f"not read: {exc}")
     except InvalidDicomError as exc:
         return path, None, FileError(path, "not_dicom", f"not a readable DICOM file: {exc}")
     except NotAnImage as exc:
         return path, None, FileError(path, "not_mr_image", str(exc), exc.study_uid)
+    except OSError as exc:  # vanished mid-scan, no permission: the message without the path
+        return path, None, FileError(path, "unreadable", f"cannot be read ({exc.strerror or type(exc).__name__})")
     except Exception as exc:  # a batch never stops on one file
         return path, None, FileError(path, "unreadable", f"{type(exc).__name__}: {exc}")
 
 
-def read_all(paths: list[str], workers: int, progress: bool) -> Iterator[tuple[str, list | None, tuple | None]]:
+def read_all(
+    paths: list[str], workers: int, progress: bool, *, strict: bool = False
+) -> Iterator[tuple[str, list | None, FileError | None]]:
     bar = tqdm(total=len(paths), desc="scan headers", unit="file", disable=not progress)
+    read = partial(_read_one, strict=strict)
     if workers <= 1:
         for p in paths:
-            yield _read_one(p)
+            yield read(p)
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for item in pool.map(_read_one, paths, chunksize=64):
+        with process_pool(workers) as pool:
+            for item in pool.map(read, paths, chunksize=64):
                 yield item
                 bar.update()
     bar.close()
@@ -133,7 +136,7 @@ def _common_path(paths: list[str]) -> str:
 
 def record_problems(session: Session, study_uid: str | None, problems: list[Problem]) -> None:
     for p in problems:
-        queries.record_error(session, stage="scan", kind=p.kind, reason=p.reason, path=p.path, study_uid=study_uid)
+        record_error(session, stage="scan", kind=p.kind, reason=p.reason, path=p.path, study_uid=study_uid)
 
 
 def write_study(
@@ -149,7 +152,7 @@ def write_study(
 ) -> str:
     """Insert or refresh one study; returns 'new', 'changed' or 'unchanged'."""
     fp = fingerprint(frames)
-    existing = queries.study_by_uid(session, study_uid)
+    existing = study_by_uid(session, study_uid)
     if existing is not None and existing.fingerprint == fp and existing.state != StudyState.WITHDRAWN:
         return "unchanged"
     attrs = dict(frames[0].study)
@@ -170,46 +173,72 @@ def write_study(
     if existing is None:
         session.add(study)
     session.flush()
-    queries.link_reports(session, [study.id])
+    link_reports(session, [study.id])
     return "changed" if existing is not None else "new"
 
 
 def scan_folder(
-    session_factory,
+    db: sessionmaker,
     root: Path,
     *,
+    salt: str,
+    strict: bool = False,
     workers: int = 1,
     progress: bool = True,
-    salt: str = "cmr-default-salt",
-    commit_every: int = 20,
     source: str = "folder",
     source_ref: str | None = None,
 ) -> ScanResult:
-    """Scan ``root`` and record its studies, series and errors in the catalog.
+    """Scan ``root`` and record its studies, series and errors in the catalog, committing study by study.
 
-    ``source``/``source_ref`` say where the studies came from (``folder`` + archive root by default; a PACS
-    source stages its studies in a folder and passes ``dicomweb`` + the server URL).
+    ``salt`` is the pseudonymous patient key's (``Settings.pseudonym_salt``), ``strict`` the reading strictness
+    (``Settings.dicom_read``). ``source``/``source_ref`` say where the studies came from (``folder`` + archive root
+    by default; a staged source passes its own kind and reference).
     """
     root = Path(root).resolve()
     result = ScanResult()
-    paths = [str(p) for p in iter_files(root)]
+    skipped: list[tuple[Path, str]] = []
+    paths = [str(p) for p in iter_files(root, skipped)]
     result.files = len(paths)
-    frames_by_path: list[FrameHeader] = []
-    file_errors: list[FileError] = []
-    for _path, frames, error in read_all(paths, workers, progress):
+    frames: list[FrameHeader] = []
+    file_errors = [FileError(str(p), "not_a_file", f"not read: {why}") for p, why in skipped]
+    for _path, found, error in read_all(paths, workers, progress, strict=strict):
         if error is not None:
             file_errors.append(error)
         else:
-            frames_by_path.extend(frames)
+            frames.extend(found)
 
-    with session_factory() as session:
-        queries.clear_errors(session, stage="scan", path_prefix=str(root))
+    with db.begin() as session:
+        clear_errors(session, stage="scan", path_prefix=str(root))
         _record_file_errors(session, file_errors, result)
-        session.commit()
 
-    grouped = group_by_study(frames_by_path)
-    assembled: dict[str, tuple[list[AssembledSeries], list[FrameHeader], list[Problem]]] = {}
-    for study_uid, by_series in grouped.items():
+    assembled = _assemble(frames)
+    calibration = views.calibrate([[_geometry(s) for s in series] for series, _, _ in assembled.values()])
+    refs = calibration.reference()
+    log.info("long-axis reference angles: %s", {k: round(v, 1) for k, v in refs.items()})
+
+    for study_uid, (series, study_frames, problems) in tqdm(
+        sorted(assembled.items()), desc="catalog", unit="study", disable=not progress
+    ):
+        geos = [_geometry(s) for s in series]
+        axis = views.study_long_axis(geos)
+        decisions = {g.key: views.classify(g, axis, refs) for g in geos}
+        decisions = views.assign_study_lax([g for g in geos if g.n_phases >= 4], decisions, axis, refs)
+        with db.begin() as session:  # one study, one transaction: a resumed scan redoes only what was not done
+            record_problems(session, study_uid, problems)
+            outcome = write_study(
+                session, study_uid, series, decisions, study_frames,
+                source=source, source_ref=source_ref or str(root), salt=salt,
+            )  # fmt: skip
+        for p in problems:
+            result.errors[p.kind] += 1
+        setattr(result, f"studies_{outcome}", getattr(result, f"studies_{outcome}") + 1)
+    return result
+
+
+def _assemble(frames: list[FrameHeader]) -> dict[str, tuple[list[AssembledSeries], list[FrameHeader], list[Problem]]]:
+    """Study UID → its series (assembled, in series order), its frames without duplicates, and its problems."""
+    assembled = {}
+    for study_uid, by_series in group_by_study(frames).items():
         all_frames, problems = drop_duplicates([f for fs in by_series.values() for f in fs])
         by_series = defaultdict(list)
         for f in all_frames:
@@ -217,37 +246,7 @@ def scan_folder(
         series = [assemble_series(fs) for fs in by_series.values()]
         series.sort(key=lambda s: (s.series_number or 0, s.series_uid))
         assembled[study_uid] = (series, all_frames, problems + [p for s in series for p in s.problems])
-
-    calibration = views.calibrate([[_geometry(s) for s in series] for series, _, _ in assembled.values()])
-    refs = calibration.reference()
-    log.info("long-axis reference angles: %s", {k: round(v, 1) for k, v in refs.items()})
-
-    with session_factory() as session:
-        for n, (study_uid, (series, frames, problems)) in enumerate(
-            tqdm(sorted(assembled.items()), desc="catalog", unit="study", disable=not progress), 1
-        ):
-            geos = [_geometry(s) for s in series]
-            axis = views.study_long_axis(geos)
-            decisions = {g.key: views.classify(g, axis, refs) for g in geos}
-            decisions = views.assign_study_lax([g for g in geos if g.n_phases >= 4], decisions, axis, refs)
-            record_problems(session, study_uid, problems)
-            for p in problems:
-                result.errors[p.kind] += 1
-            outcome = write_study(
-                session,
-                study_uid,
-                series,
-                decisions,
-                frames,
-                source=source,
-                source_ref=source_ref or str(root),
-                salt=salt,
-            )
-            setattr(result, f"studies_{outcome}", getattr(result, f"studies_{outcome}") + 1)
-            if n % commit_every == 0:
-                session.commit()
-        session.commit()
-    return result
+    return assembled
 
 
 def _record_file_errors(session: Session, errors: list[FileError], result: ScanResult) -> None:
@@ -259,5 +258,5 @@ def _record_file_errors(session: Session, errors: list[FileError], result: ScanR
         if study_uid is not None and len(paths) > 1 and reason.startswith("modality"):
             kind, reason, paths = "non_mr_study", f"{reason} ({len(paths)} files)", [_common_path(paths)]
         for path in paths:
-            queries.record_error(session, stage="scan", kind=kind, reason=reason, path=path, study_uid=study_uid)
+            record_error(session, stage="scan", kind=kind, reason=reason, path=path, study_uid=study_uid)
             result.errors[kind] += 1

@@ -4,9 +4,11 @@ The heart has its own frame: ``a`` (long axis, base to apex), ``s`` (towards the
 ``t`` (anterior). Local coordinates are u (mm along ``a`` from the end-diastolic base plane), p, q
 (along ``s``, ``t``); the short-axis azimuth is theta = atan2(q, p).
 
-* LV: truncated prolate ellipsoids for endo- and epicardium. The endocardial radius depends on azimuth and
-  long-axis position (septal bulge in HCM, a segment that does not move after infarction); the wall
-  thickens in systole so that myocardial volume is roughly conserved; the base descends towards the apex.
+* LV: truncated prolate ellipsoids for endo- and epicardium, their outline perturbed by a few random low
+  harmonics that twist from base to apex (so no LV is a perfect ellipse; volumes integrate the same
+  fields). The endocardial radius depends on azimuth and long-axis position (septal bulge in HCM, a segment
+  that does not move after infarction); the wall thickens in systole so that myocardial volume is roughly
+  conserved; the base descends towards the apex.
 * RV: an ellipsoid overlapping the LV septum, minus the LV, which leaves a crescent.
 * Atria, an aortic root in the plane of the three-chamber view, papillary muscles, epicardial fat,
   pericardium and an optional effusion rim.
@@ -99,6 +101,10 @@ class Heart:
         self.long_es = 1.0 - 0.15 * min(spec.lvef / 60.0, 1.1)  # base descent, less when LVEF is low
         self.rv_c0, self.rv_ax0 = np.zeros(3), np.ones(3)  # set by _solve_rv
         self.rv_apex, self.rv_k, self.rv_back = 0.0, 1.0, 1.0
+        # no two LVs are the same ellipsoid: harmonics k = 2, 3, 4 of the cavity outline, twisting base to apex
+        self.lv_wobble = rng.normal(0, 1, 3) * np.array([0.045, 0.03, 0.02])
+        self.lv_wobble_phase = rng.uniform(0, 2 * np.pi, 3)
+        self.lv_wobble_twist = rng.normal(0, 1.5, 3)
         self._solve_lv(spec.lvedvi * bsa, spec.lvedvi * bsa * (1 - spec.lvef / 100.0))
         self._solve_rv(spec.rvedvi * bsa, spec.rvedvi * bsa * (1 - spec.rvef / 100.0))
         # place the heart: ``center`` is the LV mid-cavity point on the long axis at end-diastole
@@ -129,7 +135,12 @@ class Heart:
             w = _window(theta, ufrac, wm.azimuth, wm.width, wm.u_from, wm.u_to)
             motion = 1 - w * (1 - wm.motion)
             thin = 1 - w * (1 - wm.thinning)
-        r_ed = self.re0 - 0.55 * dthick
+        th = np.deg2rad(theta)
+        wobble = 1.0 + sum(
+            a * np.cos(k * th + ph + tw * ufrac)
+            for k, a, ph, tw in zip((2, 3, 4), self.lv_wobble, self.lv_wobble_phase, self.lv_wobble_twist, strict=True)
+        )
+        r_ed = (self.re0 - 0.55 * dthick) * wobble
         return {
             "r_ed": r_ed.astype(np.float32),
             "wall": (wall * thin).astype(np.float32),

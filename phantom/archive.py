@@ -29,7 +29,7 @@ from phantom.dicom_writer import UidSource
 from phantom.faults import RENDER_FAULTS, FaultRow, apply_fault, plan_faults
 from phantom.measure import FINDINGS
 from phantom.patients import make_patient, random_study_date
-from phantom.reports import write_report
+from phantom.reports import WrittenReport, write_report_and_truth
 from phantom.sites import SITES, site_names
 from phantom.study import StudyRecord, StudyRequest, StudyWriter
 
@@ -55,6 +55,10 @@ GROUND_TRUTH_COLUMNS = [
     "lv_center_x",
     "lv_center_y",
     "lv_center_z",
+    "territory",  # LAD / RCA / LCx of an infarct
+    "lge_pattern",  # phantom.report_phrases LGE pattern key
+    "rare_diagnosis",  # a rare diagnosis the report names (empty: none, or no report)
+    "report_error",  # a planted report error: missed:<finding> | omitted:<finding> | overcalled:<finding>
 ]
 
 
@@ -161,9 +165,10 @@ def _make_study(out_dir: Path, req: StudyRequest, seed: int) -> tuple[int, int, 
     rec = StudyWriter(out_dir, req, rng, uids).write()
     n_files, n_bytes = len(rec.files), rec.n_bytes
     report_row = None
+    report = WrittenReport("")
     report_rng = np.random.default_rng([seed, 5, req.index])
     if report_rng.random() >= NO_REPORT_PROB:
-        text = write_report(
+        report = write_report_and_truth(
             report_rng,
             rec.spec,
             rec.measurements,
@@ -176,7 +181,7 @@ def _make_study(out_dir: Path, req: StudyRequest, seed: int) -> tuple[int, int, 
             req.prior_severity,
         )
         report_date = req.date + dt.timedelta(days=int(report_rng.integers(0, 5)))
-        report_row = [rec.header.accession, report_date.isoformat(), text]
+        report_row = [rec.header.accession, report_date.isoformat(), report.text]
     fault_rows: list = []
     if req.fault:
         fault_rng = np.random.default_rng([seed, 6, req.index])
@@ -184,10 +189,10 @@ def _make_study(out_dir: Path, req: StudyRequest, seed: int) -> tuple[int, int, 
         if req.fault not in RENDER_FAULTS:
             n_files += 1 if req.fault in ("duplicate_sop", "non_dicom", "no_pixel_data") else 0
             n_files += 6 if req.fault == "non_mr" else 0
-    return n_files, n_bytes, _truth_row(rec), report_row, fault_rows
+    return n_files, n_bytes, _truth_row(rec, report), report_row, fault_rows
 
 
-def _truth_row(rec: StudyRecord) -> list:
+def _truth_row(rec: StudyRecord, report: WrittenReport) -> list:
     m, f = rec.measurements, rec.findings
     views = ";".join(v for v in VIEW_ORDER if v in rec.views)
     return [
@@ -205,6 +210,10 @@ def _truth_row(rec: StudyRecord) -> list:
         *[int(f[k]) for k in FINDINGS],
         views,
         *[f"{c:.2f}" for c in rec.lv_center],
+        rec.spec.territory or "",
+        rec.spec.lge_pattern or "",
+        report.rare_diagnosis,
+        report.report_error,
     ]
 
 

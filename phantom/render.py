@@ -1,4 +1,4 @@
-"""From tissue labels to scanner pixel values: contrast, partial volume, coil bias, Rician noise."""
+"""Contrast tables, the coil bias field and T1 maps; cine, LGE and localizer images are drawn by phantom.appearance."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ CONTRASTS: dict[str, dict[Tissue, float]] = {
         T.PERICARDIUM: 0.07,
         T.EFFUSION: 0.9,
         T.VESSEL_WALL: 0.16,
+        T.STOMACH: 0.6,
     },
     "lge": {
         T.AIR: 0.0,
@@ -54,6 +55,7 @@ CONTRASTS: dict[str, dict[Tissue, float]] = {
         T.PERICARDIUM: 0.25,
         T.EFFUSION: 0.1,
         T.VESSEL_WALL: 0.3,
+        T.STOMACH: 0.3,
     },
     "t1map": {
         T.AIR: 0.0,
@@ -76,6 +78,7 @@ CONTRASTS: dict[str, dict[Tissue, float]] = {
         T.PERICARDIUM: 900.0,
         T.EFFUSION: 2600.0,
         T.VESSEL_WALL: 1000.0,
+        T.STOMACH: 1200.0,
     },
     "localizer": {
         T.AIR: 0.0,
@@ -98,6 +101,7 @@ CONTRASTS: dict[str, dict[Tissue, float]] = {
         T.PERICARDIUM: 0.1,
         T.EFFUSION: 0.85,
         T.VESSEL_WALL: 0.25,
+        T.STOMACH: 0.5,
     },
 }
 # Changes by condition: amyloid myocardium will not null and the blood pool darkens early; native T1
@@ -142,27 +146,6 @@ def bias_field(
         return 1.0 + strength * b
 
     return (raw(points) / raw(heart_center[None])[0]).astype(np.float32)
-
-
-def magnitude_frames(
-    labels: np.ndarray,
-    lut: np.ndarray,
-    bias: np.ndarray,
-    scale: float,
-    noise: float,
-    blur_px: float,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Labels ``(F, H, W)`` to uint16 magnitude images with Rician noise (12-bit)."""
-    img = lut[labels]
-    if blur_px > 0:
-        img = gaussian_filter(img, sigma=(0, blur_px, blur_px), mode="nearest")
-    img *= bias * scale
-    sigma = noise * scale
-    n1 = rng.standard_normal(img.shape, dtype=np.float32)
-    n2 = rng.standard_normal(img.shape, dtype=np.float32)
-    img = np.sqrt((img + sigma * n1) ** 2 + (sigma * n2) ** 2)
-    return np.clip(np.rint(img), 0, 4095).astype(np.uint16)
 
 
 def t1_map(labels: np.ndarray, lut: np.ndarray, rng: np.random.Generator) -> np.ndarray:

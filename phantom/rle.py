@@ -83,8 +83,3 @@ def encode_frames(frames: np.ndarray) -> list[bytes]:
         header[2] = 64 + len(segments[0])
         out.append(header.tobytes() + b"".join(segments))
     return out
-
-
-def encode_frame(frame: np.ndarray) -> bytes:
-    """One RLE Lossless frame of a 16-bit single-sample image."""
-    return encode_frames(frame[None])[0]

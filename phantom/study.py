@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from phantom.anatomy import Heart
+from phantom.appearance import draw_appearance, render_cine
 from phantom.body import make_body
 from phantom.conditions import CaseSpec, build_case
 from phantom.dicom_writer import (
@@ -25,7 +26,7 @@ from phantom.measure import Measurements, findings, measure
 from phantom.patients import Patient
 from phantom.planes import Matrix, Plane, choose_matrix, lax_plane, localizer_planes, sax_stack
 from phantom.protocol import SeriesPlan, plan_series
-from phantom.render import bias_field, lookup, magnitude_frames, t1_map
+from phantom.render import bias_field, lookup, t1_map
 from phantom.scene import Scene
 
 LGE_PHASE = 0.72  # mid-diastole
@@ -109,7 +110,6 @@ class StudyWriter:
         self.scale = float(rng.uniform(*site["signal_scale"]))
         self.bias = float(rng.uniform(*site["bias"]))
         self.tilt = rng.normal(0, 1, 3)
-        self.blur = float(rng.uniform(0.45, 0.8))
         self.matrix = choose_matrix(rng, site)
         self.thickness = float(rng.uniform(*site["slice_thickness"]) // 0.5 * 0.5)
         self.gap = float(round(rng.uniform(*site["slice_gap"]) * 2) / 2)
@@ -139,6 +139,10 @@ class StudyWriter:
         )
         self.study_dir = Path("dicom", req.site_name, p.patient_id, acc)
         self.minutes = 0.0
+        # Appearance and noise draw from their own stream, so how a study looks never moves its geometry, headers
+        # or ground truth; and never from the case: the diagnosis lives in anatomy and motion.
+        self.render_rng = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
+        self.app = draw_appearance(self.render_rng, site)
 
     # ----------------------------------------------------------------------------------------------
     def write(self) -> StudyRecord:
@@ -232,7 +236,14 @@ class StudyWriter:
         )
         phases = [(t or LGE_PHASE * self.rr) / self.rr for t in triggers]
         contrast = {"cine": "bssfp", "lge": "lge", "t1map": "t1map", "localizer": "localizer"}[plan.kind]
-        lut = lookup(contrast, self.spec.conditions, self.field)
+        if contrast == "bssfp":
+            lut = self.app.bssfp
+        else:
+            lut = lookup(contrast, self.spec.conditions, self.field)
+            lut = lut if contrast == "t1map" else lut * self.app.lge_jitter
+        margin = 0
+        if plan.kind == "cine" and self.render_rng.random() < self.app.wrap_prob:
+            margin = int(planes[0].rows * float(self.render_rng.uniform(0.06, 0.2)))
         scale = self.scale * float(rng.uniform(0.85, 1.15))
         noise = self.noise * NOISE_FACTOR.get(plan.kind, 1.0)
         series_dir = self.study_dir / f"{number}_{_safe(plan.description)}"
@@ -241,15 +252,21 @@ class StudyWriter:
         odd_phase = int(rng.integers(1, n_ph)) if odd and n_ph > 1 else 0
         instance = 0
         for s_idx, plane in enumerate(planes):
-            shift = rng.normal(0, [1.5, 1.5, 2.5]) if plan.view in ("sax", "lge_sax") else series_shift
-            frames = self._render(plane, phases, shift, plan.kind, lut, scale, noise)
+            shift = (
+                rng.normal(0, [1.5, 1.5, 2.5]) * self.app.misregistration
+                if plan.view in ("sax", "lge_sax")
+                else series_shift
+            )
+            frames = self._render(plane, phases, shift, plan.kind, lut, scale, noise, margin)
             frame_planes = [plane] * n_ph
             frame_list = list(frames)
             if s_idx == odd_slice:  # planted fault: one frame reconstructed at another matrix
                 cols = plane.cols + 32
                 rows = int(round(plane.rows * cols / plane.cols / 2) * 2)
                 op = plane.with_size(rows, cols, round(plane.spacing * plane.cols / cols, 4))
-                frame_list[odd_phase] = self._render(op, [phases[odd_phase]], shift, plan.kind, lut, scale, noise)[0]
+                frame_list[odd_phase] = self._render(
+                    op, [phases[odd_phase]], shift, plan.kind, lut, scale, noise, margin
+                )[0]
                 frame_planes[odd_phase] = op
             values = self._encode(frame_list, series.transfer_syntax)
             acq = s_idx + 1 if plan.view == "sax" else 1
@@ -278,12 +295,28 @@ class StudyWriter:
         lut: np.ndarray,
         scale: float,
         noise: float,
+        margin: int = 0,
     ) -> np.ndarray:
+        """Image a plane; ``margin`` rows beyond each edge of the FOV are imaged too and fold back in."""
+        if margin:
+            plane = plane.with_size(plane.rows + 2 * margin, plane.cols, plane.spacing)
         labels = self.scene.labels(plane, phases, shift)
         if kind == "t1map":
-            return t1_map(labels, lut, self.rng)
+            return t1_map(labels, lut, self.render_rng)
         bias = bias_field(plane.points(), self.body, self.heart.point(self.heart.mid_u), self.bias, self.tilt)
-        return magnitude_frames(labels, lut, bias, scale, noise, self.blur, self.rng)
+        return render_cine(
+            labels,
+            lut,
+            self.app,
+            bias,
+            scale,
+            noise,
+            self.render_rng,
+            phases=phases if kind == "cine" else None,
+            es_phase=self.heart.es_phase,
+            margin=margin,
+            spacing=plane.spacing,
+        )
 
     @staticmethod
     def _encode(frames: list[np.ndarray], syntax: str) -> list[bytes]:

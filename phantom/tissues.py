@@ -26,6 +26,7 @@ class Tissue(IntEnum):
     PERICARDIUM = 17
     EFFUSION = 18
     VESSEL_WALL = 19
+    STOMACH = 20  # gas, food and fluid
 
 
 N_TISSUES = len(Tissue)

@@ -25,20 +25,35 @@ import torch
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
-from catalog import search_queries
+from catalog import builds as catalog_builds
+from catalog import facts as catalog_facts
+from catalog import studies as catalog_studies
+from catalog import vectors as catalog_vectors
 from catalog.db import DatabaseUnavailable, check_connection, safe_url, session_scope
 from catalog.models import IndexBuild
 from catalog.settings import Settings, get_settings
 from cmrclip.checkpoint import CheckpointMeta, load_checkpoint, read_checkpoint_meta
 from cmrclip.inference import pick_device
 from cmrclip.model import CMRClip
-from search.checkpoints import resolve_checkpoint
 from search.errors import BadQuery, IndexMismatch, IndexMissing, SearchError, UnknownStudy
 from search.filter_table import FilterTable, catalog_signature
 from search.filters import Filters
 from search.fusion import DEFAULT_MODE, MODES, reciprocal_rank_fusion
 from search.hits import Hit, make_hit
 from search.query_text import NEGATION_WEIGHT, normalise_query, split_negation
+from search.understanding import (
+    CANDIDATES,
+    FULLTEXT_WEIGHT,
+    SHORT,
+    TEXT_WEIGHT,
+    TEXT_WEIGHT_NO_FREE_TEXT,
+    TIE_WEIGHT,
+    ImageReading,
+    scale,
+    score_constraints,
+    understand,
+    why_text,
+)
 from search.vector_index import SearchResult, VectorIndex
 
 log = logging.getLogger(__name__)
@@ -48,6 +63,9 @@ MAX_K = 1_000
 FUSION_DEPTH = 3
 FUSION_MIN_CANDIDATES = 30
 QUERY_CACHE_SIZE = 4096
+# Full text: a word is "rare" (worth a signal of its own) when at most this share of reports contain it
+FULLTEXT_RARE = 0.05
+FULLTEXT_MIN = 10
 
 # Threads per query: one. A single query gains little from intra-op parallelism (FAISS parallelises over queries;
 # a short text is a few small matmuls), while spinning OpenMP/torch pools contend with each other and with the
@@ -92,6 +110,9 @@ class Engine:
         self._checked = 0.0
         self._snapshot = _Snapshot({}, None)
         self._encode = lru_cache(maxsize=QUERY_CACHE_SIZE)(self._encode_text)
+        self._reading_lock = threading.Lock()
+        self._reading: tuple[tuple, ImageReading] | None = None
+        self._directions: np.ndarray | None = None
 
     @classmethod
     def open(
@@ -114,12 +135,12 @@ class Engine:
         url = url or settings.resolved_database_url()
         check_connection(url)
         try:
-            path = resolve_checkpoint(settings, checkpoint)
+            path = settings.serving_checkpoint(checkpoint)
         except FileNotFoundError as exc:
             raise IndexMissing(str(exc)) from exc
         try:  # cheap checks first: loading the model takes seconds
             with session_scope(url) as session:
-                builds = search_queries.active_builds(session)
+                builds = catalog_builds.active_builds(session)
         except (OperationalError, ProgrammingError) as exc:
             raise IndexMissing(
                 f"the catalog at {safe_url(url)} has no index tables: run `cmr db upgrade`, then `cmr index`"
@@ -141,33 +162,61 @@ class Engine:
         mode: str = DEFAULT_MODE,
         filters: Filters | None = None,
         negation: bool = False,
+        understood: bool = True,
+        among: np.ndarray | None = None,
+        hidden_reports: np.ndarray | None = None,
     ) -> list[Hit]:
         """The ``k`` studies best matching ``text`` (modes: "video", "report", "both" fused by RRF).
 
-        ``negation=True`` subtracts negated phrases ("no LGE") from the query (see ``search.query_text``).
+        The query is read by ``cmrclip.language`` (``search.understanding``): findings, numbers, diagnoses, LGE
+        pattern and territory become constraints checked against each report's facts, else judged by the images'
+        calibrated per-finding probabilities; the free text left over ranks by embedding similarity (``mode``'s
+        signals) and by full-text matches of report text. ``understood=False`` ranks by embedding alone (the
+        behaviour before, kept for comparison). ``negation=True`` subtracts negated phrases ("no LGE") from the
+        query vector (see ``search.query_text``). For evaluation only: ``among`` limits the search to these study
+        ids, ``hidden_reports`` treats these studies as unreported (no facts, report vector or full text).
         """
-        _check_k(k)
-        vector = self.query_vector(text, negation=negation)
-        return self._ranked({kind: vector for kind in self._kinds(mode)}, k, filters, denied_extra=None)
+        check_k(k)
+        cleaned = normalise_query(text)
+        parsed = understand(cleaned) if understood else None
+        snapshot = self._current()
+        kinds = self._kinds(mode, snapshot)
+        if parsed is not None and (parsed.has_constraints or among is not None):
+            return self._constrained(parsed, cleaned, k, kinds, filters, negation, snapshot, among, hidden_reports)
+        vector = self.query_vector(cleaned, negation=negation)
+        extra = None
+        if parsed is not None and parsed.free_text:
+            extra = self._fulltext(parsed.free_text, snapshot, filters)
+        return self._ranked({kind: vector for kind in kinds}, k, filters, denied_extra=None, fulltext=extra,
+                            parsed=parsed)
+
+    def understand(self, text: str):
+        """How the engine reads a query (``cmrclip.language.ParsedQuery``)."""
+        return understand(normalise_query(text))
+
+    def image_reading(self) -> ImageReading:
+        """The images' calibrated per-finding probabilities of every indexed study (built once per video build
+        and facts version)."""
+        return self._image_reading(self._current())
 
     def similar(
         self, study_uid: str, *, k: int = 10, exclude_same_patient: bool = False, filters: Filters | None = None
     ) -> list[Hit]:
         """The ``k`` studies whose video embedding is nearest to this study's (the study itself excluded)."""
-        _check_k(k)
+        check_k(k)
         with self._session() as session:
-            found = search_queries.study_key(session, study_uid)
+            found = catalog_studies.study_key(session, study_uid)
             if found is None:
                 raise UnknownStudy(f"no study {study_uid} in the catalog")
             study_id, patient_key = found
             denied = np.array([study_id], dtype=np.int64)
             if exclude_same_patient:
-                denied = np.union1d(denied, search_queries.ids_of_patient(session, patient_key))
+                denied = np.union1d(denied, catalog_studies.ids_of_patient(session, patient_key))
             video = self._current().indexes["video"]
             if video.contains(np.array([study_id], dtype=np.int64))[0]:
                 vector = video.vectors(np.array([study_id]))[0]
             else:
-                ids, vectors = search_queries.vectors_of(session, self.meta.hash, "video", [study_id])
+                ids, vectors = catalog_vectors.vectors_of(session, self.meta.hash, "video", [study_id])
                 if len(ids) == 0:
                     raise UnknownStudy(f"study {study_uid} has no embedding yet: run `cmr index`")
                 vector = vectors[0]
@@ -239,7 +288,7 @@ class Engine:
             if not force and time.monotonic() - self._checked < self.refresh_seconds:
                 return
             with self._session() as session:
-                builds = search_queries.active_builds(session)
+                builds = catalog_builds.active_builds(session)
                 table = self._snapshot.table
                 if table is None or table.signature != catalog_signature(session):
                     table = FilterTable.load(session)
@@ -297,7 +346,8 @@ class Engine:
         return vector
 
     def _ranked(
-        self, vectors: dict[str, np.ndarray], k: int, filters: Filters | None, denied_extra: np.ndarray | None
+        self, vectors: dict[str, np.ndarray], k: int, filters: Filters | None, denied_extra: np.ndarray | None,
+        fulltext: dict[int, tuple[float, list[str]]] | None = None, parsed=None,
     ) -> list[Hit]:
         snapshot = self._current()
         depth = k if len(vectors) == 1 else max(FUSION_DEPTH * k, FUSION_MIN_CANDIDATES)
@@ -313,37 +363,198 @@ class Engine:
                 kind: snapshot.indexes[kind].search(vector, depth, allowed=allowed, denied=_union(denied, missing))
                 for kind, vector in vectors.items()
             }
-            hits, gone = self._join(results, k)
+            hits, gone = self._join(results, k, fulltext=fulltext, parsed=parsed)
             if len(hits) == k or len(gone) == 0:
                 return hits
             missing = np.union1d(missing, gone)
         return hits
 
-    def _join(self, results: dict[str, SearchResult], k: int | None) -> tuple[list[Hit], np.ndarray]:
+    def _join(
+        self, results: dict[str, SearchResult], k: int | None,
+        fulltext: dict[int, tuple[float, list[str]]] | None = None, parsed=None,
+    ) -> tuple[list[Hit], np.ndarray]:
         """Ranked hits with their catalog rows, and the ids that have no row (deleted or withdrawn since)."""
-        if len(results) == 1:
+        rankings = {kind: r.ids.tolist() for kind, r in results.items()}
+        if fulltext:
+            rankings["fulltext"] = sorted(fulltext, key=lambda i: (-fulltext[i][0], i))
+        if len(rankings) == 1:
             result = next(iter(results.values()))
             ranked = list(zip(result.ids.tolist(), result.scores.tolist(), strict=True))
         else:
-            ranked = reciprocal_rank_fusion({kind: r.ids.tolist() for kind, r in results.items()})
+            ranked = reciprocal_rank_fusion(rankings)
         cosines = {kind: dict(zip(r.ids.tolist(), r.scores.tolist(), strict=True)) for kind, r in results.items()}
         with self._session() as session:
             asked = [i for i, _ in (ranked if k is None else ranked[:k])]
-            rows = search_queries.hit_rows(session, asked)
+            rows = catalog_studies.study_rows(session, asked)
             if len(rows) < len(asked):
                 asked = [i for i, _ in ranked]
-                rows = search_queries.hit_rows(session, asked)
+                rows = catalog_studies.study_rows(session, asked)
+            facts = catalog_facts.facts_of_studies(session, asked[: (k or len(asked)) * 2])
         hits: list[Hit] = []
         for study_id, score in ranked:
             row = rows.get(study_id)
             if row is None:
                 continue
             signal_scores = {kind: c[study_id] for kind, c in cosines.items() if study_id in c}
-            hits.append(make_hit(len(hits) + 1, row, score, signal_scores))
+            words: list[str] = []
+            if fulltext and study_id in fulltext:
+                signal_scores["fulltext"], words = fulltext[study_id]
+            text_score = max((v for s_, v in signal_scores.items() if s_ in ("video", "report")), default=None)
+            why = why_text(parsed, facts.get(study_id), {}, words, text_score) if parsed is not None else ""
+            hits.append(make_hit(len(hits) + 1, row, score, signal_scores, why=why, facts=facts.get(study_id)))
             if k is not None and len(hits) == k:
                 break
         gone = np.array(sorted(set(asked) - set(rows)), dtype=np.int64)
         return hits, gone
+
+    # --- understood queries ---------------------------------------------------------------------------------------
+
+    def _fulltext(
+        self, free_text: str, snapshot: _Snapshot, filters: Filters | None
+    ) -> dict[int, tuple[float, list[str]]]:
+        """Studies whose report contains a rare word of ``free_text``: id -> (score in (0, 1], the words).
+
+        A word is rare when at most ``FULLTEXT_RARE`` of the reports (at least ``FULLTEXT_MIN``) contain it; common
+        words ("ventricle") would only echo what the embedding already ranks. Per study the score is the number of
+        rare words found plus its scaled best database rank, divided by words + 1."""
+        words = catalog_facts.fulltext_words([free_text])
+        if not words:
+            return {}
+        n_reports = int(snapshot.table.has_report.sum()) if snapshot.table is not None else 0
+        cap = max(FULLTEXT_MIN, int(FULLTEXT_RARE * n_reports))
+        found: dict[int, list[tuple[str, float]]] = {}
+        with self._session() as session:
+            for word in words:
+                matches = catalog_facts.fulltext(session, word, limit=cap + 1)
+                if not matches or len(matches) > cap:
+                    continue
+                best = max(r for _, r in matches)
+                for study_id, rank in matches:
+                    found.setdefault(study_id, []).append((word, rank / best))
+        if not found:
+            return {}
+        ids = np.array(sorted(found), dtype=np.int64)
+        allowed = snapshot.table.allowed(filters) if filters and not filters.is_empty() else snapshot.table.live_ids
+        ids = ids[np.isin(ids, allowed)]
+        n_words = len(words)
+        return {int(i): ((len(found[i]) + max(r for _, r in found[i])) / (n_words + 1), [w for w, _ in found[i]])
+                for i in ids.tolist()}
+
+    def _image_reading(self, snapshot: _Snapshot) -> ImageReading | None:
+        video = snapshot.indexes.get("video")
+        if video is None or snapshot.table is None:
+            return None
+        key = (video.build_id, snapshot.table.facts.signature)
+        with self._reading_lock:
+            if self._reading is not None and self._reading[0] == key:
+                return self._reading[1]
+            if self._directions is None:
+                from cmrclip.prompts import FINDINGS as PROMPT_FINDINGS
+                from cmrclip.prompts import ensemble_embedding, load_prompts
+
+                prompts = load_prompts()["findings"]
+                with self._model_lock, torch.inference_mode():
+                    self._directions = np.stack([
+                        ensemble_embedding(self.model, prompts[f].positive)
+                        - ensemble_embedding(self.model, prompts[f].negative)
+                        for f in PROMPT_FINDINGS
+                    ]).astype(np.float32)
+            ids = video.ids
+            vectors = video.vectors(ids) if len(ids) else np.zeros((0, video.dim), np.float32)
+            reading = ImageReading.build(ids, vectors.astype(np.float32), self._directions, snapshot.table.facts)
+            self._reading = (key, reading)
+            log.info("image reading: %d studies, calibrated on report facts: %s", len(ids),
+                     ", ".join(reading.calibrated) or "none")
+            return reading
+
+    def _constrained(self, parsed, cleaned: str, k: int, kinds: tuple[str, ...], filters: Filters | None,
+                     negation: bool, snapshot: _Snapshot, among: np.ndarray | None = None,
+                     hidden: np.ndarray | None = None) -> list[Hit]:
+        """Rank by the constraints' evidence (report facts, else images), free text and full text."""
+        table = snapshot.table
+        if filters is None or filters.is_empty():  # FAISS with a short deny-list, not a full allow-list
+            allowed, limits = table.live_ids, {"allowed": None, "denied": table.withdrawn_ids()}
+        else:
+            allowed = table.allowed(filters)
+            limits = {"allowed": allowed, "denied": None}
+        if among is not None:
+            allowed = np.intersect1d(allowed, among)
+            limits = {"allowed": allowed, "denied": None}
+        facts_table = table.facts
+        if hidden is not None and len(hidden):
+            facts_table = facts_table.without(hidden)
+        checks = facts_table.checks(parsed)
+        reading = self._image_reading(snapshot)
+        scored = score_constraints(checks, facts_table, reading, allowed)
+        base = scored.evidence + TIE_WEIGHT * scored.image_mean
+        m = min(len(allowed), max(CANDIDATES, 4 * k))
+        top = np.argpartition(-base, m - 1)[:m] if 0 < m < len(allowed) else np.arange(len(allowed))
+        text = parsed.free_text or cleaned
+        vector = self.query_vector(text, negation=negation and not parsed.free_text)
+        depth = max(3 * k, FUSION_MIN_CANDIDATES)
+        near = [snapshot.indexes[kind].search(vector, depth, **limits).ids for kind in kinds]
+        fulltext = self._fulltext(parsed.free_text, snapshot, filters) if parsed.free_text else {}
+        if among is not None or hidden is not None:
+            fulltext = {i: v for i, v in fulltext.items() if (among is None or i in set(among.tolist()))
+                        and (hidden is None or i not in set(hidden.tolist()))}
+        cand = np.unique(np.concatenate([allowed[top], *near, np.array(list(fulltext), dtype=np.int64)]))
+        where = np.searchsorted(allowed, cand)
+        # text similarity: mean over the mode's signals that hold the study
+        cos = np.zeros(len(cand))
+        count = np.zeros(len(cand))
+        per_kind: dict[str, dict[int, float]] = {}
+        for kind in kinds:
+            index = snapshot.indexes[kind]
+            inside = index.contains(cand)
+            if kind == "report" and hidden is not None and len(hidden):
+                inside &= ~np.isin(cand, hidden)
+            if inside.any():
+                values = index.vectors(cand[inside]) @ vector
+                cos[inside] += values
+                count[inside] += 1
+                per_kind[kind] = dict(zip(cand[inside].tolist(), values.tolist(), strict=True))
+        cos = np.where(count > 0, cos / np.maximum(count, 1), np.nan)
+        text_term = scale(np.nan_to_num(cos, nan=np.nanmin(cos) if np.isfinite(cos).any() else 0.0))
+        weight = TEXT_WEIGHT if parsed.free_text else TEXT_WEIGHT_NO_FREE_TEXT
+        full = np.array([fulltext.get(int(i), (0.0, []))[0] for i in cand])
+        final = base[where] + weight * text_term + FULLTEXT_WEIGHT * full
+        order = np.lexsort((cand, -final))
+        ranked = cand[order]
+        hits: list[Hit] = []
+        for start in range(0, len(ranked), max(2 * k, 20)):
+            chunk = ranked[start : start + max(2 * k, 20)].tolist()
+            with self._session() as session:
+                rows = catalog_studies.study_rows(session, chunk)
+                facts = catalog_facts.facts_of_studies(session, list(rows))
+            for study_id in chunk:
+                row = rows.get(study_id)
+                if row is None:
+                    continue
+                i = int(np.searchsorted(cand, study_id))
+                w = int(where[i])
+                signal_scores: dict[str, float] = {kind: per_kind[kind][study_id] for kind in per_kind
+                                                   if study_id in per_kind[kind]}
+                if (scored.outcomes[w] != 0).any():
+                    signal_scores["facts"] = float(scored.evidence[w])
+                image = {}
+                for c, check in enumerate(checks):
+                    if check.image is not None and not np.isnan(scored.image[w, c]):
+                        finding, wanted = check.image
+                        p = float(scored.image[w, c]) if wanted else 1.0 - float(scored.image[w, c])
+                        image[SHORT.get(finding, finding)] = p
+                if image:
+                    signal_scores["images"] = float(scored.image_mean[w])
+                words: list[str] = []
+                if study_id in fulltext:
+                    signal_scores["fulltext"], words = fulltext[study_id]
+                text_score = None if np.isnan(cos[i]) else float(cos[i])
+                why = why_text(parsed, facts.get(study_id), image, words,
+                               text_score if parsed.free_text else None)
+                hits.append(make_hit(len(hits) + 1, row, float(final[i]), signal_scores, why=why,
+                                     facts=facts.get(study_id)))
+                if len(hits) == k:
+                    return hits
+        return hits
 
 
 def _check_builds(builds: dict[str, IndexBuild], checkpoint_hash: str, checkpoint: Path) -> None:
@@ -363,7 +574,7 @@ def _union(a: np.ndarray | None, b: np.ndarray) -> np.ndarray | None:
     return b if a is None else np.union1d(a, b)
 
 
-def _check_k(k: int) -> None:
+def check_k(k: int) -> None:
     if not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise BadQuery(f"k must be between 1 and {MAX_K}, got {k!r}")
 

@@ -10,15 +10,18 @@ drops studies withdrawn since the last load, so a withdrawal still takes effect 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from catalog.facts import facts_signature
 from catalog.models import Report, Study, StudyState
 from cmrclip.clips import VIEWS
+from search.fact_table import FactTable
 from search.filters import Filters
 
 _NO_DATE = np.datetime64("NaT", "D")
@@ -28,7 +31,7 @@ def catalog_signature(session: Session) -> tuple[Any, ...]:
     """Changes whenever a study is added, deleted, updated (state, demographics) or a report is linked."""
     studies = session.execute(select(func.count(Study.id), func.max(Study.id), func.max(Study.updated_at))).one()
     reports = session.scalar(select(func.count(Report.id)).where(Report.study_id.is_not(None)))
-    return (*studies, reports)
+    return (*studies, reports, *facts_signature(session))
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class FilterTable:
     views: np.ndarray  # uint32 bit mask over cmrclip.clips.VIEWS
     has_report: np.ndarray  # bool
     withdrawn: np.ndarray  # bool
+    facts: FactTable = field(default_factory=FactTable.empty)  # the reports' facts (filters, query constraints)
 
     @classmethod
     def load(cls, session: Session) -> FilterTable:
@@ -68,10 +72,16 @@ class FilterTable:
             views=np.array([sum(bit.get(v, 0) for v in set(vs or ())) for vs in cols[7]], dtype=np.uint32),
             has_report=np.array(cols[9], dtype=bool),
             withdrawn=np.array([s == StudyState.WITHDRAWN for s in cols[8]], dtype=bool),
+            facts=FactTable.load(session),
         )
 
     def withdrawn_ids(self) -> np.ndarray:
         return self.ids[self.withdrawn]
+
+    @cached_property
+    def live_ids(self) -> np.ndarray:
+        """Sorted ids of the studies not withdrawn (computed once per load)."""
+        return self.ids[~self.withdrawn]
 
     def allowed(self, filters: Filters) -> np.ndarray:
         """Sorted int64 ids of non-withdrawn studies matching every condition (bounds inclusive, text fields
@@ -99,6 +109,8 @@ class FilterTable:
             keep &= (self.views & mask) == mask
         if filters.has_report is not None:
             keep &= self.has_report == filters.has_report
+        if filters.facts:
+            keep &= np.isin(self.ids, self.facts.matching(filters.facts), assume_unique=True)
         return self.ids[keep]
 
 

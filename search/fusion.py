@@ -5,7 +5,7 @@ ranks from 1 and ``RRF_K = 60``. Chosen over a weighted sum of cosines because t
 different scales (text-to-report cosines run much higher than text-to-video ones, and both shift with every
 checkpoint), so a weighted sum would need re-tuning per checkpoint while ranks need none. The price: the fused
 score is rank-based, so a cohort threshold is meaningful on a single-signal score, not on the fused one; and a
-study without a report can only collect the video term. ``search/evaluate_modes.py`` measures the modes.
+study without a report can only collect the video term. ``cmrclip/train/search_modes.py`` measures the modes.
 """
 
 from __future__ import annotations

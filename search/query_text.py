@@ -4,7 +4,7 @@ Contrastive text towers embed "no late enhancement" close to "late enhancement".
 engine splits a query into its positive part and negated phrases ("no X", "without X", "absence of X") and
 searches with ``normalise(e(positive) - NEGATION_WEIGHT * mean(e(negated)))``: for unit study vectors v, the
 inner product is then sim(v, positive) - w * sim(v, negated), so FAISS ranks by it exactly. Off by default until
-``search/evaluate_modes.py`` shows it helps.
+``cmrclip/train/search_modes.py`` shows it helps.
 """
 
 from __future__ import annotations

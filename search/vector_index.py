@@ -30,6 +30,8 @@ from typing import Any
 import faiss
 import numpy as np
 
+from catalog.search_params import search_parameters
+
 log = logging.getLogger(__name__)
 
 SUBSET_EXACT_MAX = 20_000
@@ -47,25 +49,26 @@ class SearchResult:
     scores: np.ndarray
 
 
-def search_parameters(index_key: str, search: dict[str, Any], sel: faiss.IDSelector | None) -> faiss.SearchParameters:
-    """Fresh per-call parameters (tuned efSearch / nprobe + selector); the shared index is never modified."""
-    if index_key.startswith("HNSW"):
-        params = faiss.SearchParametersHNSW(efSearch=int(search.get("efSearch", 64)))
-    elif index_key.startswith("IVF"):
-        params = faiss.SearchParametersIVF(nprobe=int(search.get("nprobe", 16)))
-    else:
-        params = faiss.SearchParameters()
-    if sel is not None:
-        params.sel = sel
-    return params
-
-
 def bitmap_selector(allowed: np.ndarray) -> tuple[faiss.IDSelector, np.ndarray]:
     """``IDSelectorBitmap`` of the ids in ``allowed``; keep the returned bitmap alive while the selector is used."""
     mask = np.zeros(int(allowed.max()) + 1 if len(allowed) else 1, dtype=bool)
     mask[allowed] = True
     bitmap = np.packbits(mask, bitorder="little")
     return faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap)), bitmap
+
+
+
+def stored_ids(index: faiss.IndexIDMap) -> np.ndarray:
+    """The ids an ``IndexIDMap`` holds.
+
+    ``faiss.vector_to_array`` checks the SWIG proxy's class name, and another SWIG library loaded after FAISS in the
+    same process takes over the ``std::vector<int64_t>`` proxy (SimpleITK, which TorchIO loads for training-time
+    augmentation: ``cmr eval --search-modes`` has both). Then the vector is read element by element instead.
+    """
+    try:
+        return faiss.vector_to_array(index.id_map).astype(np.int64)
+    except AssertionError:
+        return np.fromiter(index.id_map, dtype=np.int64, count=index.id_map.size())
 
 
 @dataclass
@@ -98,7 +101,7 @@ class VectorIndex:
         gpu = None
         if use_gpu:
             gpu = faiss.index_cpu_to_all_gpus(index)
-        ids = np.sort(faiss.vector_to_array(index.id_map).astype(np.int64))
+        ids = np.sort(stored_ids(index))
         return cls(path=str(path), cpu_index=index, gpu_index=gpu, ids=ids, **facts)
 
     @property

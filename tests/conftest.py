@@ -53,7 +53,7 @@ def _make_pg_database() -> tuple[str, callable]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path) -> Iterator[str]:
     """An empty, migrated catalog on each backend (PostgreSQL: a throwaway database, dropped afterwards)."""
-    from catalog.migrate import upgrade
+    from migrations.apply import upgrade
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
@@ -75,7 +75,7 @@ def db_url(request, tmp_path) -> Iterator[str]:
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
     """An empty, migrated SQLite catalog (for tests where the backend does not matter)."""
-    from catalog.migrate import upgrade
+    from migrations.apply import upgrade
 
     url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
     upgrade(url)

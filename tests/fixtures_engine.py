@@ -59,12 +59,12 @@ def build_engine_data(root: Path, n_studies: int = 12, seed: int = 0) -> EngineD
     import torch
 
     from catalog.db import get_engine, session_scope
-    from catalog.migrate import upgrade
     from catalog.models import IngestError, Report, Series, Study, StudyState
     from cmrclip.checkpoint import save_checkpoint
     from cmrclip.clips import clip_path, save_clip
     from cmrclip.factory import create_model
-    from indexer.index_job import run_index
+    from indexer.index.job import run_index
+    from migrations.apply import upgrade
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)

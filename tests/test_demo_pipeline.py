@@ -3,7 +3,7 @@
 The commands come from ``make -n demo`` (the Makefile is the one place the demo recipe is written: 240 studies,
 seed 1, 3 % faults, one site held out of training, 30 epochs), each run as its own process, up to the search;
 ``cmr ui`` is left out. The search is then repeated with ``--json`` and checked against the phantom's
-ground_truth.csv, which is read here only. About 8 minutes on 2 cores: the largest part of the CI run.
+ground_truth.csv, which is read here only. About 12 minutes on 2 cores: the largest part of the CI run.
 """
 
 from __future__ import annotations

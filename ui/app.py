@@ -6,9 +6,11 @@ and runs the page chosen in the navigation.
 Authentication is not done here; wire one of these two in front of the app.
 
 1. **Reverse proxy** (nginx, Apache, oauth2-proxy, the hospital's SSO gateway). The proxy authenticates the user
-   and forwards the user name in the ``X-Forwarded-User`` header, which the audit log records. Bind Streamlit to
-   the loopback address (``--server.address 127.0.0.1``) so only the proxy can reach it, and make the proxy
-   *overwrite* any ``X-Forwarded-User`` sent by the browser. Proxy WebSockets for ``/_stcore/stream``. Example::
+   and forwards the user name in the ``X-Forwarded-User`` header, which the audit log records. ``cmr ui`` binds
+   to the loopback address (``--server.address 127.0.0.1``) so only the proxy can reach it; make the proxy
+   *overwrite* any ``X-Forwarded-User`` sent by the browser, and name the proxy's address in
+   ``CMR_TRUSTED_PROXIES`` (e.g. ``127.0.0.1``): the header is ignored unless the request comes from there.
+   Proxy WebSockets for ``/_stcore/stream``. Example::
 
        location / {
            auth_request /oauth2/auth;

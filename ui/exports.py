@@ -1,6 +1,6 @@
 """Export files: case sets (CSV; ZIP of previews with one HTML page per case) and cohorts (CSV).
 
-Every column and page goes through ``ui.privacy``; file names use study numbers, never identifiers.
+Every column and page goes through ``search.privacy``; file names use study numbers, never identifiers.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from catalog.casesets import CaseSetEntry
-from catalog.ui_queries import StudyDetail
-from ui import privacy
+from catalog.studies import StudyDetail
+from search import privacy
 
 PreviewFn = Callable[[StudyDetail], bytes | None]
 

@@ -1,5 +1,7 @@
 """Search calls (and the filter choices) behind the pages, cached with ``st.cache_data``: a rerun is instant.
 
+Hits come back as the role may see them (``search.privacy.for_role``): a page never holds what it must not show.
+
 The engine is passed unhashed (leading underscore); ``engine_key`` stands for it in the cache key, so results
 of a reloaded engine (new index or checkpoint) are not served from the old one.
 """
@@ -10,9 +12,10 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from catalog import ui_queries
+from catalog import studies
 from catalog.db import session_scope
-from catalog.ui_queries import FilterOptions
+from catalog.studies import FilterOptions
+from search import privacy
 from search.filters import Filters
 
 if TYPE_CHECKING:
@@ -29,25 +32,29 @@ def engine_key(engine: Engine) -> str:
 
 
 @st.cache_data(ttl=TTL_S, max_entries=256, show_spinner="Searching…")
-def text_hits(_engine: Engine, engine_key: str, text: str, mode: str, k: int, filters: Filters) -> list[Hit]:
-    return list(_engine.query(text, k=k, mode=mode, filters=None if filters.is_empty() else filters))
+def text_hits(_engine: Engine, engine_key: str, text: str, mode: str, k: int, filters: Filters,
+              role: str) -> list[Hit]:
+    hits = _engine.query(text, k=k, mode=mode, filters=None if filters.is_empty() else filters)
+    return [privacy.for_role(h, role) for h in hits]
 
 
 @st.cache_data(ttl=TTL_S, max_entries=256, show_spinner="Finding similar studies…")
 def similar_hits(_engine: Engine, engine_key: str, study_uid: str, k: int, filters: Filters,
-                 exclude_same_patient: bool) -> list[Hit]:
-    return list(_engine.similar(study_uid, k=k, exclude_same_patient=exclude_same_patient,
-                                filters=None if filters.is_empty() else filters))
+                 exclude_same_patient: bool, role: str) -> list[Hit]:
+    hits = _engine.similar(study_uid, k=k, exclude_same_patient=exclude_same_patient,
+                           filters=None if filters.is_empty() else filters)
+    return [privacy.for_role(h, role) for h in hits]
 
 
 @st.cache_data(ttl=TTL_S, max_entries=64, show_spinner="Scoring every study…")
-def all_scores(_engine: Engine, engine_key: str, text: str, mode: str, filters: Filters) -> list[Hit]:
+def all_scores(_engine: Engine, engine_key: str, text: str, mode: str, filters: Filters, role: str) -> list[Hit]:
     """Every allowed study scored against ``text``, best first (cohorts)."""
-    return list(_engine.scores_for(text, mode=mode, filters=None if filters.is_empty() else filters))
+    hits = _engine.scores_for(text, mode=mode, filters=None if filters.is_empty() else filters)
+    return [privacy.for_role(h, role) for h in hits]
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def filter_options(database_url: str) -> FilterOptions:
-    """The choices of the filter widgets; refreshed every minute so new ingests show up."""
+def filter_options(database_url: str, role: str) -> FilterOptions:
+    """The choices of the filter widgets as the role may see them; refreshed every minute so new ingests show up."""
     with session_scope(database_url) as session:
-        return ui_queries.filter_options(session)
+        return privacy.filter_options_for_role(studies.filter_options(session), role)

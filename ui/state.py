@@ -8,7 +8,7 @@ page reload picks the index up.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -36,12 +36,23 @@ def role() -> str:
     return settings().role
 
 
+def proxy_user(headers: Mapping[str, str] | None, peer: str | None, trusted_proxies: str) -> str | None:
+    """The user a trusted reverse proxy names in ``X-Forwarded-User``; None when no proxy is trusted
+    (``trusted_proxies`` empty), the request did not come from one of them, or the header is absent."""
+    trusted = {a.strip() for a in trusted_proxies.split(",") if a.strip()}
+    if not trusted or peer not in trusted or not headers:
+        return None
+    value = (headers.get(USER_HEADER) or "").strip()
+    return value or None
+
+
 def current_user() -> str:
-    """The authenticated user: Streamlit's OIDC login, else the proxy header, else the configured user name."""
+    """The authenticated user: Streamlit's OIDC login, else a trusted proxy's header, else the configured name."""
     if _oidc_configured() and st.user.is_logged_in:
         return str(st.user.get("email") or st.user.get("name") or settings().user)
-    header = st.context.headers.get(USER_HEADER) if st.context.headers else None
-    return header or settings().user
+    # Streamlit reports a loopback peer (127.0.0.1, ::1: a proxy on this machine, the documented set-up) as None
+    peer = st.context.ip_address or "127.0.0.1"
+    return proxy_user(st.context.headers, peer, settings().trusted_proxies) or settings().user
 
 
 def _oidc_configured() -> bool:

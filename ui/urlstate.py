@@ -10,8 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cmrclip.clips import VIEWS
-from search.filters import Filters
+from search.filters import VIEWS, Filters
 from search.fusion import DEFAULT_MODE
 
 MODES = ("video", "both", "report")
@@ -33,7 +32,27 @@ def filters_from_json(data: Mapping[str, Any]) -> Filters:
         field_strengths=tuple(f for f in (_float(v) for v in data.get("field_strengths") or ()) if f is not None),
         views=tuple(v for v in map(str, data.get("views") or ()) if v in VIEWS),
         has_report=True if data.get("has_report") is True else None,
+        facts=_facts(data.get("facts")),
     )
+
+
+def _facts(value: Any) -> tuple[tuple[str, str, Any], ...]:
+    """Fact conditions from JSON lists (cohorts) or CLI-style texts (URLs, ``fact=lvef<35``); unreadable ones are
+    skipped."""
+    from search.errors import UnknownFilter
+    from search.filters import parse_filters
+
+    out: list[tuple[str, str, Any]] = []
+    for item in value or ():
+        text = item if isinstance(item, str) else (
+            f"{item[0]}{item[1]}{item[2]}" if isinstance(item, list | tuple) and len(item) == 3 else None)
+        if text is None:
+            continue
+        try:
+            out.extend(parse_filters([text]).facts)
+        except UnknownFilter:
+            continue
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,9 @@ class SearchState:
         if self.k != DEFAULT_K:
             params["k"] = str(self.k)
         for name, value in self.filters.to_json().items():
+            if name == "facts":
+                params["fact"] = self.filters.fact_texts()
+                continue
             params[name] = [str(v) for v in value] if isinstance(value, list) else str(value).lower() if isinstance(
                 value, bool) else str(value)
         return params
@@ -77,6 +99,7 @@ class SearchState:
         data: dict[str, Any] = {name: one(name) for name in ("age_min", "age_max", "sex", "date_from", "date_to")}
         data.update({name: many(name) for name in ("institutions", "manufacturers", "field_strengths", "views")})
         data["has_report"] = one("has_report") == "true" or None
+        data["facts"] = many("fact")
         k = _int(one("k"))
         mode = one("mode")
         return cls(

@@ -10,12 +10,12 @@ import streamlit as st
 
 from catalog import casesets
 from catalog.casesets import CaseSetError, CaseSetInfo
-from catalog.ui_queries import FilterOptions
-from cmrclip.clips import MODEL_VIEWS
-from search.filters import Filters
-from ui import privacy
-from ui.highlight import highlight
-from ui.previews import card_preview
+from catalog.studies import FilterOptions
+from search import privacy
+from search.filters import MODEL_VIEWS, Filters
+from search.previews import card_preview
+from search.understanding import FINDINGS, LGE_PATTERNS, SHORT
+from ui.highlight import escape_markdown, highlight
 from ui.state import current_user, db, settings
 
 STUDY_PAGE = "app_pages/study.py"
@@ -53,7 +53,41 @@ def filter_widget_values(filters: Filters, options: FilterOptions, prefix: str) 
         f"{prefix}tesla": [v for v in filters.field_strengths if v in options.field_strengths],
         f"{prefix}views": [v for v in filters.views if v in MODEL_VIEWS],
         f"{prefix}report": bool(filters.has_report),
+        **_fact_widget_values(filters, prefix),
     }
+
+
+def _fact_widget_values(filters: Filters, prefix: str) -> dict[str, Any]:
+    lo, hi = 0, 100
+    lge, present = None, []
+    for name, op, value in filters.facts:
+        if name == "lvef" and op in (">=", ">"):
+            lo = int(value)
+        elif name == "lvef" and op in ("<=", "<"):
+            hi = int(value)
+        elif name == "lge":
+            lge = value
+        elif name in FINDINGS and value == "present":
+            present.append(name)
+    return {f"{prefix}lvef": (lo, hi), f"{prefix}lge": lge, f"{prefix}present": present}
+
+
+def _fact_filters(sb: Any, prefix: str) -> tuple[tuple[str, str, Any], ...]:
+    """The report-facts part of the filter panel: LVEF range, LGE pattern, findings the report states."""
+    sb.caption("Report facts (studies whose report states them)")
+    lvef = sb.slider("LVEF (%)", min_value=0, max_value=100, key=f"{prefix}lvef")
+    lge = sb.selectbox("LGE pattern", LGE_PATTERNS, key=f"{prefix}lge", index=None, placeholder="any")
+    present = sb.multiselect("Findings present", FINDINGS, key=f"{prefix}present", placeholder="any",
+                             format_func=lambda f: SHORT.get(f, f))
+    out: list[tuple[str, str, Any]] = []
+    if lvef[0] > 0:
+        out.append(("lvef", ">=", float(lvef[0])))
+    if lvef[1] < 100:
+        out.append(("lvef", "<=", float(lvef[1])))
+    if lge:
+        out.append(("lge", "=", lge))
+    out += [(f, "=", "present") for f in present]
+    return tuple(out)
 
 
 def filter_sidebar(options: FilterOptions, prefix: str) -> Filters:
@@ -75,6 +109,7 @@ def filter_sidebar(options: FilterOptions, prefix: str) -> Filters:
     tesla = sb.multiselect("Field strength", options.field_strengths, format_func=lambda v: f"{v:g} T",
                            key=f"{prefix}tesla", placeholder="all")
     report = sb.checkbox("Only studies with a report", key=f"{prefix}report")
+    facts = _fact_filters(sb, prefix)
     complete_dates = len(dates) == 2  # the date picker yields one date while the user picks the second
     return Filters(
         age_min=age[0] if age[0] > lo else None,
@@ -87,6 +122,7 @@ def filter_sidebar(options: FilterOptions, prefix: str) -> Filters:
         field_strengths=tuple(tesla),
         views=tuple(views),
         has_report=True if report else None,
+        facts=facts,
     )
 
 
@@ -174,6 +210,8 @@ def result_card(hit: Any, *, role: str, query: str, case_sets: Sequence[CaseSetI
         if privacy.is_clinician(role):
             st.caption(privacy.scanner_text(hit))
         st.markdown(view_badges(hit.views))
+        if getattr(hit, "why", ""):
+            st.caption(f":material/lightbulb: {escape_markdown(hit.why)}")
         if hit.impression:
             st.markdown(highlight(hit.impression, query))
         else:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cmrclip.clips import CLIP_FRAMES, CLIP_SIZE, save_clip
-from cmrclip.records import StudyRecord
+from cmrclip.train.records import StudyRecord
 
 ATTRIBUTES = ("dilated", "reduced_function", "lge")
 

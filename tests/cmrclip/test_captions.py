@@ -1,6 +1,6 @@
 import torch
 
-from cmrclip.captions import CaptionSampler, sentences
+from cmrclip.train.captions import CaptionSampler, sentences
 
 IMPRESSION = "1. Dilated cardiomyopathy.\n2. Severely impaired LV systolic function (LVEF 24%)."
 FINDINGS = (

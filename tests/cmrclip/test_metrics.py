@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from cmrclip.metrics import (
+from cmrclip.train.metrics import (
     auc,
     few_shot_auc,
     first_positive_ranks,

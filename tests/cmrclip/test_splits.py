@@ -3,8 +3,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from cmrclip.records import StudyRecord
-from cmrclip.splits import patient_bucket, split_records
+from cmrclip.train.records import StudyRecord
+from cmrclip.train.splits import patient_bucket, split_records
 
 
 def _records(n: int, sites=("site_a", "site_b", "site_c")) -> list[StudyRecord]:

@@ -127,11 +127,11 @@ def archive_files(root: Path) -> list[Path]:
 
 
 def make_settings(data_dir: Path, **fields):
-    """A settings object with the PACS/de-identification fields the lead is adding to catalog.settings."""
-    from types import SimpleNamespace
+    """The typed settings of a test run: data under ``data_dir``, one worker, quick PACS retries."""
+    from catalog.settings import Settings
 
     base = dict(
-        data_dir=data_dir, clip_dir=data_dir / "clips", workers=1, pseudonym_salt="test-salt",
+        data_dir=data_dir, workers=1, pseudonym_salt="test-salt",
         pacs_concurrency=2, pacs_retries=1, pacs_backoff_s=0.05, pacs_timeout_s=10.0,
     )  # fmt: skip
-    return SimpleNamespace(**{**base, **fields})
+    return Settings(**{**base, **fields})

@@ -17,14 +17,14 @@ from sqlalchemy import MetaData, select
 import catalog.identity  # noqa: F401  (the identity table belongs to the catalog's metadata)
 from catalog.db import get_engine, session_scope
 from catalog.identity import reidentify
-from catalog.migrate import upgrade
 from catalog.models import Report, Study
-from indexer.deid import DeidConfig, Deidentifier
-from indexer.deid_ingest import ingest_folder_deidentified
-from indexer.deid_text import deidentify_report
-from indexer.headers import parse_age
+from cmrclip.language.scrub import deidentify_report
+from indexer.deid.dicom import DeidConfig, Deidentifier
+from indexer.dicom.headers import parse_age
+from indexer.pipeline import Ingest
+from migrations.apply import upgrade
+from search.privacy import export_record
 from tests.indexer.pacs_support import archive_files, make_settings, phantom_archive
-from ui.privacy import export_record
 
 pytestmark = pytest.mark.timeout(600)
 N_STUDIES = 5
@@ -53,6 +53,10 @@ def _planted(archive: Path) -> tuple[set[str], dict[str, dict]]:
     with (archive / "reports.csv").open(newline="") as fh:
         needles |= {row["accession"] for row in csv.DictReader(fh)}
     return {n for n in needles if n}, studies
+
+
+def ingest_folder_deidentified(db_url: str, root: Path, *, settings, **run):
+    return Ingest.folder(settings, root, deidentify=True, db_url=db_url).run(**run)
 
 
 def _catalog(path: Path) -> str:
@@ -209,7 +213,7 @@ def test_deidentified_archive_gives_the_same_clips_hence_the_same_ranking(deid_r
     import numpy as np
 
     from cmrclip.clips import load_clip
-    from indexer.ingest import ingest_folder
+    from indexer.pipeline import ingest_folder
 
     url, *_ = deid_run
     plain = _catalog(tmp_path)

@@ -9,13 +9,14 @@ from sqlalchemy import select
 
 from catalog.db import session_scope
 from catalog.models import IndexBuild, IngestError, Study, StudyState
-from catalog.search_queries import vectors_of
+from catalog.vectors import vectors_of
 from cmrclip.batch import collate_studies
 from cmrclip.clips import load_clip
-from indexer import index_policy
-from indexer.embed import embed_reports, embed_studies, partition
-from indexer.faiss_index import build_index
-from indexer.index_builds import update_index
+from indexer.index import policy as index_policy
+from indexer.index.builds import update_index
+from indexer.index.drivers import EmbedOptions, embed_pending
+from indexer.index.faiss_build import build_index
+from indexer.index.stages import partition
 from tests.search.builders import StudySpec, add_studies, tiny_model, unit_vectors, write_clip
 
 
@@ -26,6 +27,11 @@ def _catalog(url: str, folder, n: int, start: int = 0) -> list[int]:
         for i in range(start, start + n)
     ]
     return add_studies(url, specs)
+
+
+def embed_studies(url, model, checkpoint_hash, *, batch_size=32, workers=0):
+    return embed_pending(url, model, checkpoint_hash, "video",
+                         EmbedOptions(batch_size=batch_size, workers=workers, progress=False))
 
 
 def _active(url: str, kind: str) -> IndexBuild:
@@ -42,7 +48,7 @@ def test_vectors_and_index_ids_line_up_with_catalog_rows(db_url, tmp_path):
     ])
     broken = add_studies(db_url, [StudySpec(uid="9.3", clip_path=str(tmp_path / "missing.npz"))])[0]
 
-    times = embed_studies(db_url, model, meta.hash, batch_size=2, workers=0, progress=False)
+    times = embed_studies(db_url, model, meta.hash, batch_size=2, workers=0)
     assert times.done == 5 and times.failed == [broken]
     with session_scope(db_url) as session:
         stored_ids, stored = vectors_of(session, meta.hash, "video")
@@ -54,7 +60,7 @@ def test_vectors_and_index_ids_line_up_with_catalog_rows(db_url, tmp_path):
     np.testing.assert_allclose(stored, expected, atol=2e-3)  # float16 storage
     np.testing.assert_allclose(np.linalg.norm(stored, axis=1), 1.0, atol=2e-3)
 
-    assert embed_reports(db_url, model, meta.hash, progress=False).done == 3
+    assert embed_pending(db_url, model, meta.hash, "report", EmbedOptions(progress=False)).done == 3
     video = update_index(db_url, meta.hash, "video", tmp_path / "index")
     assert (video.action, video.index_key, video.n_vectors) == ("full", "Flat", 5)
     build = _active(db_url, "video")
@@ -65,18 +71,18 @@ def test_vectors_and_index_ids_line_up_with_catalog_rows(db_url, tmp_path):
     np.testing.assert_array_equal(np.stack([index.reconstruct(i) for i in ids]), stored)
     assert update_index(db_url, meta.hash, "report", tmp_path / "index").n_vectors == 3
     # nothing new: nothing to embed, index unchanged
-    assert embed_studies(db_url, model, meta.hash, workers=0, progress=False).done == 0
+    assert embed_studies(db_url, model, meta.hash, workers=0).done == 0
     assert update_index(db_url, meta.hash, "video", tmp_path / "index").action == "unchanged"
 
 
 def test_incremental_add_withdraw_and_new_checkpoint(db_url, tmp_path):
     model, meta = tiny_model()
     ids = _catalog(db_url, tmp_path, 3)
-    embed_studies(db_url, model, meta.hash, workers=0, progress=False)
+    embed_studies(db_url, model, meta.hash, workers=0)
     first = update_index(db_url, meta.hash, "video", tmp_path / "index")
 
     new = _catalog(db_url, tmp_path, 2, start=10)
-    assert embed_studies(db_url, model, meta.hash, workers=0, progress=False).done == 2
+    assert embed_studies(db_url, model, meta.hash, workers=0).done == 2
     second = update_index(db_url, meta.hash, "video", tmp_path / "index")
     assert (second.action, second.added, second.n_vectors) == ("incremental", 2, 5)
     active = _active(db_url, "video")
@@ -91,7 +97,7 @@ def test_incremental_add_withdraw_and_new_checkpoint(db_url, tmp_path):
 
     other_model, other = tiny_model(1)
     assert other.hash != meta.hash
-    assert embed_studies(db_url, other_model, other.hash, workers=0, progress=False).done == 4
+    assert embed_studies(db_url, other_model, other.hash, workers=0).done == 4
     fourth = update_index(db_url, other.hash, "video", tmp_path / "index")
     assert fourth.action == "full" and _active(db_url, "video").checkpoint_hash == other.hash
     with session_scope(db_url) as session:
@@ -120,18 +126,18 @@ def test_index_rule_and_tuned_recall():
 
 def test_decoding_workers_get_their_cores_and_threads_come_back(db_url, tmp_path, monkeypatch):
     """With a decoding worker the CPU model runs on the cores left over; the thread setting is restored after."""
-    import indexer.embed as embed
+    import indexer.index.runner as runner
 
     model, meta = tiny_model()
     _catalog(db_url, tmp_path, 3)
     seen = []
-    real_map = embed.map_studies
-    monkeypatch.setattr(embed, "map_studies", lambda m, b: seen.append(torch.get_num_threads()) or real_map(m, b))
-    monkeypatch.setattr(embed.os, "cpu_count", lambda: 4)
+    real_encode = model.encode_studies
+    monkeypatch.setattr(model, "encode_studies", lambda b: seen.append(torch.get_num_threads()) or real_encode(b))
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 4)
     before = torch.get_num_threads()
     torch.set_num_threads(4)
     try:
-        assert embed_studies(db_url, model, meta.hash, batch_size=2, workers=1, progress=False).done == 3
+        assert embed_studies(db_url, model, meta.hash, batch_size=2, workers=1).done == 3
         assert seen and set(seen) == {3} and torch.get_num_threads() == 4
     finally:
         torch.set_num_threads(before)

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import csv
 import os
+import random
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pydicom
+import pytest
 from sqlalchemy import select
 
 from catalog.db import session_scope
 from catalog.models import IngestError, Study
 from cmrclip.clips import CLIP_SIZE, CLIP_SPACING_MM, load_clip
-from indexer.ingest import ingest_folder
+from indexer.pipeline import ingest_folder
+from tests.indexer.pacs_support import phantom_archive
 
 CINE = {"sax", "2ch", "3ch", "4ch"}
 
@@ -51,7 +55,7 @@ def test_views_match_ground_truth_on_every_site(db_url, phantom_archive, tmp_pat
 
 def test_crop_contains_ground_truth_lv_centre(sqlite_url, phantom_archive, tmp_path):
     """The heart found by preprocessing is within a quarter crop of the phantom's true LV centre."""
-    from indexer.preprocess import SeriesInput, make_clips
+    from indexer.clips.preprocess import SeriesInput, make_clips
 
     ingest_folder(sqlite_url, phantom_archive / "dicom", tmp_path / "clips", progress=False)
     truth = _truth(phantom_archive)
@@ -117,3 +121,50 @@ def test_killed_ingest_resumes_to_the_same_state(phantom_archive, tmp_path):
         subprocess.run(cmd, env=run_env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         runs[name] = _state(f"sqlite:///{data / 'catalog.sqlite'}", data / "clips")
     assert runs["killed"] == runs["uninterrupted"]
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Pids of live processes whose environment holds ``marker`` (the ingest and its workers inherit it)."""
+    pids = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() in environ.read_bytes():
+                status = (environ.parent / "status").read_text()
+                if "\nState:\tZ" not in status:  # a zombie is gone, only not yet reaped
+                    pids.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
+@pytest.mark.parametrize("seed", [1, 2])
+def test_kill_at_a_random_point_leaves_no_worker_and_resumes(seed, tmp_path_factory, tmp_path):
+    """kill -9 of `cmr ingest` (2 workers) at a random moment: its workers die with it, and the rerun ends in
+    the state of an uninterrupted run."""
+    archive = phantom_archive(tmp_path_factory.getbasetemp(), 3, seed=4)
+    cmd = [sys.executable, "-m", "cmr", "ingest", str(archive / "dicom"), "--reports", str(archive / "reports.csv")]
+    base = {k: v for k, v in os.environ.items() if k != "CMR_DATABASE_URL"}
+    reference = tmp_path_factory.getbasetemp() / "kill-reference"
+    if not (reference / "catalog.sqlite").exists():
+        subprocess.run(cmd, env={**base, "CMR_DATA_DIR": str(reference), "CMR_WORKERS": "2"}, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)  # fmt: skip
+    marker = f"CMR_TEST_RUN={uuid.uuid4().hex}"
+    env = {**base, "CMR_DATA_DIR": str(tmp_path), "CMR_WORKERS": "2", marker.split("=")[0]: marker.split("=")[1]}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while len(_processes_with(marker)) < 2 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)  # until the first worker pool (the header scan) is up
+    time.sleep(random.Random(seed).uniform(0.0, 1.5))  # somewhere in the scan or the preprocessing
+    assert proc.poll() is None, "ingest finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while _processes_with(marker) and time.time() < deadline:
+        time.sleep(0.2)
+    assert _processes_with(marker) == [], "worker processes outlived the killed ingest"
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+    assert _processes_with(marker) == []
+    got = _state(f"sqlite:///{tmp_path / 'catalog.sqlite'}", tmp_path / "clips")
+    want = _state(f"sqlite:///{reference / 'catalog.sqlite'}", reference / "clips")
+    assert got == want

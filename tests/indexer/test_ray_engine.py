@@ -1,4 +1,4 @@
-"""The Ray engine on a local Ray instance: same vectors and catalog state as the local runner, partition faults
+"""The Ray driver on a local Ray instance: same vectors and catalog state as the local driver, partition faults
 retried without loss or doubling, and a killed job resumed."""
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ pytest.importorskip("ray", reason="the `ray` extra is not installed")
 import ray  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from catalog import search_queries  # noqa: E402
 from catalog.db import session_scope  # noqa: E402
-from catalog.migrate import upgrade  # noqa: E402
 from catalog.models import IndexBuild, IngestError, StudyVector  # noqa: E402
-from indexer.embed import embed_studies  # noqa: E402
-from indexer.index_job import run_index  # noqa: E402
-from indexer.ray_engine import RayOptions, embed_with_ray, read_clip_partition, run_index_ray  # noqa: E402
+from catalog.vectors import studies_to_embed, vector_ids, vectors_of
+from indexer.index.drivers import EmbedOptions, RayOptions, cluster_plan, embed_pending, embed_with_ray  # noqa: E402
+from indexer.index.job import run_index  # noqa: E402
+from indexer.index.stages import read_clips  # noqa: E402
+from migrations.apply import upgrade  # noqa: E402
 from tests.search.builders import StudySpec, add_studies, tiny_checkpoints, tiny_model, write_clip  # noqa: E402
 
 N_STUDIES = 10
@@ -70,7 +70,7 @@ def _copy(seed: Path, dest: Path) -> str:
 def _state(url: str, checkpoint_hash: str) -> dict:
     """What an index run leaves in the catalog, comparable across runs."""
     with session_scope(url) as session:
-        out = {kind: search_queries.vectors_of(session, checkpoint_hash, kind) for kind in ("video", "report")}
+        out = {kind: vectors_of(session, checkpoint_hash, kind) for kind in ("video", "report")}
         per_study = select(StudyVector.study_id, StudyVector.kind, func.count())
         rows = session.execute(per_study.group_by(StudyVector.study_id, StudyVector.kind)).all()
         errors = sorted(session.execute(select(IngestError.study_uid, IngestError.stage, IngestError.kind)).all())
@@ -92,25 +92,36 @@ def _assert_same_vectors(a: dict, b: dict) -> None:
 
 @dataclass
 class FlakyReader:
-    """The default clip reader, raising in one partition after its first batch (first attempt only, unless
-    ``always``). The marker file is how a retry, in another worker process, knows it is not the first attempt."""
+    """The clip reader, raising in the partition that holds ``fail_study`` after its first batch (first attempt
+    only, unless ``always``). The marker file is how a retry, in another worker process, knows it is not the first
+    attempt."""
 
     marker_dir: str
-    fail_partition: int
+    fail_study: int
     always: bool = False
 
-    def __call__(self, partition_id: int, items, batch_size: int):
-        for samples in read_clip_partition(partition_id, items, batch_size):
-            yield samples
-            if partition_id == self.fail_partition:
-                marker = Path(self.marker_dir) / f"failed-{partition_id}"
+    def __call__(self, items, batch_size: int, workers: int):
+        for batch in read_clips(items, batch_size, workers):
+            yield batch
+            if any(sid == self.fail_study for sid, _ in items):
+                marker = Path(self.marker_dir) / f"failed-{self.fail_study}"
                 if self.always or not marker.exists():
                     marker.touch()
-                    raise RuntimeError(f"injected fault in partition {partition_id}")
+                    raise RuntimeError(f"injected fault in the partition of study {self.fail_study}")
 
 
 def _options(**kwargs) -> RayOptions:
-    return RayOptions(**{"partitions": 3, "concurrency": 1, "batch_size": 2, "progress": False, **kwargs})
+    return RayOptions(**{"partitions": 3, "concurrency": 1, **kwargs})
+
+
+def _embed_options(**kwargs) -> EmbedOptions:
+    return EmbedOptions(batch_size=2, device="cpu", progress=False, ray=_options(**kwargs))
+
+
+def _pending_study(url: str, checkpoint_hash: str, position: int) -> int:
+    """The study id at ``position`` of the pending list: partition ``position % 3`` holds it."""
+    with session_scope(url) as session:
+        return studies_to_embed(session, checkpoint_hash)[position][0]
 
 
 def test_ray_path_matches_local_path_despite_a_failed_partition(local_ray, seed_catalog, tmp_path):
@@ -123,11 +134,12 @@ def test_ray_path_matches_local_path_despite_a_failed_partition(local_ray, seed_
 
     local = run_index(local_url, checkpoint, tmp_path / "local" / "index", batch_size=4, device="cpu", workers=0,
                       progress=False)
-    flaky = FlakyReader(str(tmp_path), fail_partition=1)
-    remote = run_index_ray(ray_url, checkpoint, tmp_path / "ray" / "index", options=_options(readers={"video": flaky}),
-                           device="cpu")
+    flaky = FlakyReader(str(tmp_path), fail_study=_pending_study(ray_url, checkpoint_hash, 1))
+    remote = run_index(ray_url, checkpoint, tmp_path / "ray" / "index", batch_size=2, device="cpu", progress=False,
+                       engine="ray", ray=_options(readers={"video": flaky}))
 
-    assert (tmp_path / "failed-1").exists(), "the fault was not injected"
+    assert list(tmp_path.glob("failed-*")), "the fault was not injected"
+    assert remote.device == "ray (1 CPU actors)"
     assert (remote.studies.done, sorted(remote.studies.failed)) == (local.studies.done, sorted(local.studies.failed))
     assert remote.studies.done == N_STUDIES - 1 and len(remote.studies.failed) == 1
     assert remote.reports.done == local.reports.done > 0
@@ -142,36 +154,26 @@ def test_killed_job_resumes_and_skips_written_partitions(local_ray, seed_catalog
     checkpoint_hash = tiny_model(0)[1].hash
     ref_url = _copy(seed_catalog, tmp_path / "ref")
     url = _copy(seed_catalog, tmp_path / "killed")
-    embed_studies(ref_url, tiny_model(0)[0], checkpoint_hash, batch_size=4, workers=0, progress=False)
+    embed_pending(ref_url, tiny_model(0)[0], checkpoint_hash, "video",
+                  EmbedOptions(batch_size=4, workers=0, progress=False))
 
     # partition 0 fails on every attempt: the job gives up, the other partitions are stored
-    doomed = FlakyReader(str(tmp_path), fail_partition=0, always=True)
-    once = _options(readers={"video": doomed}, task_retries=0, attempts=1)
+    doomed = FlakyReader(str(tmp_path), fail_study=_pending_study(url, checkpoint_hash, 0), always=True)
+    once = _embed_options(readers={"video": doomed}, task_retries=0, attempts=1)
     with pytest.raises(RuntimeError, match="partitions could not be embedded"):
-        embed_with_ray(url, checkpoint, "video", options=once, device="cpu")
+        embed_with_ray(url, checkpoint, ["video"], once)
     with session_scope(url) as session:
-        stored = set(search_queries.vector_ids(session, checkpoint_hash, "video").tolist())
-        pending = search_queries.studies_to_embed(session, checkpoint_hash)
+        stored = set(vector_ids(session, checkpoint_hash, "video").tolist())
+        pending = studies_to_embed(session, checkpoint_hash)
     assert stored and pending, "expected some partitions written and some not"
 
     # the next run embeds only what is missing
-    times = embed_with_ray(url, checkpoint, "video", options=_options(), device="cpu")
+    times = embed_with_ray(url, checkpoint, ["video"], _embed_options()).times["video"]
     assert times.done + len(times.failed) == len(pending)
     _assert_same_vectors(_state(ref_url, checkpoint_hash), _state(url, checkpoint_hash))
 
 
-def test_readers_are_cpu_tasks_separate_from_the_model_actors(local_ray):
-    """Ray Data fuses stages with compatible settings; decoding fused into the actors would run on their CPUs."""
-    import contextlib
-    import io
-
-    from indexer.ray_engine import _dataset, _Partition
-
-    parts = {0: _Partition([(1, "/a.npz")]), 1: _Partition([(2, "/b.npz")])}
-    ds = _dataset(parts, "video", ray.put(b""), _options(), "cpu")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        ds.explain()
-    physical = out.getvalue().split("Physical Plan (Optimized)")[-1]
-    assert "TaskPoolMapOperator[FlatMap(_read_rows)]" in physical
-    assert "ActorPoolMapOperator[MapBatches(ModelActor)]" in physical
+def test_an_actor_reserves_a_cpu_per_decoding_worker(local_ray):
+    """Actors decode their own partitions: an actor with a decoding worker holds two of the instance's two CPUs."""
+    assert cluster_plan(RayOptions(), "cpu") == (2, 0.0, 1.0)
+    assert cluster_plan(RayOptions(workers=1), "cpu") == (1, 0.0, 2.0)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from indexer.reports import extract_impression, read_report_export, split_sections
+from indexer.reports import RowProblem, extract_impression, read_report_export, split_sections
 
 REPORT = """Patient: DOE, Jane  MRN: 12345678
 Indication: breathlessness.
@@ -31,4 +31,4 @@ def test_export_rows_with_other_column_names_and_bad_rows(tmp_path):
     path.write_text('AccessionNumber,Report Text,Date\nA1,"Impression: normal",2024-01-02\n,"no accession",\n')
     rows = list(read_report_export(path))
     assert rows[0].accession == "A1" and rows[0].report_date.isoformat() == "2024-01-02"
-    assert isinstance(rows[1], str) and "no accession" in rows[1]
+    assert isinstance(rows[1], RowProblem) and "no accession" in rows[1].reason and rows[1].where == "row 2"

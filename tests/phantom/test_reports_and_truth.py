@@ -37,4 +37,4 @@ def test_reports_have_sections_measurements_and_identifiers(archive) -> None:
         assert len(impression) > 5
         assert rep["accession"] in text.split("\n")[0] or truth[rep["accession"]]["patient_id"] in text
         lvef = round(float(truth[rep["accession"]]["lvef"]))
-        assert re.search(rf"\b{lvef}\s?%", text), text
+        assert re.search(rf"\b{lvef}\s?(%|percent|per cent)", text), text

@@ -14,7 +14,7 @@ import torch
 
 from catalog.db import session_scope
 from catalog.models import Report, Series, Study, StudyState
-from catalog.search_queries import put_vectors
+from catalog.vectors import put_vectors
 from cmrclip.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from cmrclip.clips import CLIP_FRAMES, CLIP_SIZE, save_clip
 from cmrclip.factory import create_model

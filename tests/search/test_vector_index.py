@@ -48,3 +48,20 @@ def test_filtered_ivf_search_probes_more_lists(tmp_path, monkeypatch):
         expected = allowed[np.argsort(-(vectors[allowed - 10] @ query))[:10]]
         found += len(set(got.ids.tolist()) & set(expected.tolist()))
     assert found / 200 >= 0.95
+
+
+def test_ids_survive_another_swig_library_taking_the_vector_proxy():
+    """SimpleITK (loaded by TorchIO) imported after FAISS replaces the proxy class of FAISS's id vector."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, faiss, SimpleITK\n"
+        "from search.vector_index import stored_ids\n"
+        "index = faiss.IndexIDMap(faiss.IndexFlatIP(4))\n"
+        "index.add_with_ids(np.zeros((3, 4), 'float32'), np.array([9, 5, 7]))\n"
+        "assert type(index.id_map).__name__ == 'VectorInt64', type(index.id_map)\n"
+        "assert stored_ids(index).tolist() == [9, 5, 7]\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

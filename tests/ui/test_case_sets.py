@@ -6,11 +6,11 @@ import csv
 import io
 import zipfile
 
-from catalog import casesets, ui_queries
+from catalog import casesets, studies
 from catalog.db import session_scope
+from search.previews import card_preview
 from tests.ui.conftest import assert_clean, audit_rows
 from ui import exports
-from ui.previews import card_preview
 
 
 def _entries(name: str) -> list[casesets.CaseSetEntry]:
@@ -56,13 +56,18 @@ def test_create_fill_reorder_note_and_export(clinician, app, user, engine_data):
     assert_clean(at)
     assert {e.study_id: e.note for e in _entries("HCM teaching (test)")}[c] == "look at the septum"
 
-    # exports: the buttons audit, the builders make the files
-    at.download_button[0].click().run()
+    # exports: no file exists (nor is served at /media) before the user asks; asking audits, then offers it
+    assert not at.get("download_button") and not audit_rows(user, "export")
+    at.button(key="cs_prepare_CSV").click().run()
     assert_clean(at)
     assert audit_rows(user, "export")[0].detail.startswith("case set CSV")
+    assert len(at.get("download_button")) == 1, "the CSV is offered once prepared (and audited)"
+    at.button(key="cs_prepare_ZIP").click().run()
+    assert [r.detail[:12] for r in audit_rows(user, "export")] == ["case set ZIP", "case set CSV"]
+    assert len(at.get("download_button")) == 2
     entries = _entries("HCM teaching (test)")
     with session_scope() as session:
-        details = {d.study_id: d for d in ui_queries.study_details(session, [e.study_id for e in entries])}
+        details = {d.study_id: d for d in studies.study_details(session, [e.study_id for e in entries])}
     cases = [(e, details[e.study_id]) for e in entries]
     rows = list(csv.DictReader(io.StringIO(exports.case_set_csv(cases, "clinician").decode())))
     assert [int(r["study_number"]) for r in rows] == [b, c, a]

@@ -39,8 +39,10 @@ def test_threshold_count_plots_export_and_save(clinician, app, user, engine_data
     slider.set_value(low).run()
     assert len(audit_rows(user, "search")) == 1, "moving the threshold is not a new search"
 
-    at.download_button[0].click().run()
+    assert not at.get("download_button"), "no file to fetch at /media before the user asks for it"
+    at.button(key="c_prepare").click().run()
     assert_clean(at)
+    assert len(at.get("download_button")) == 1
     export = audit_rows(user, "export")
     assert export and export[0].n_results == 11 and export[0].query == "dilated left ventricle"
 

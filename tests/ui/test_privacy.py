@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 from catalog import casesets
 from catalog.db import session_scope
+from search import privacy
 from tests.ui.conftest import assert_clean, rendered_text
-from ui import privacy
 
 
 def _leaks(at, identifiers: list[str]) -> list[str]:

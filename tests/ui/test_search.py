@@ -103,8 +103,8 @@ def test_add_to_new_case_set_from_a_card(clinician, app, user):
 
 
 def test_without_index_the_page_names_the_command(app, tmp_path, monkeypatch):
-    from catalog.migrate import upgrade
     from catalog.settings import get_settings
+    from migrations.apply import upgrade
 
     url = f"sqlite:///{tmp_path / 'empty.sqlite'}"
     upgrade(url)

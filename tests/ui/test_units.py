@@ -77,3 +77,44 @@ def test_cmr_ui_command_runs_streamlit_headless(monkeypatch, clinician):
     assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("ui/app.py")
     assert cmd[cmd.index("--server.headless") + 1] == "true" and cmd[cmd.index("--server.port") + 1] == "8612"
     assert "--server.address" in streamlit_command(8501, "127.0.0.1")
+
+
+def test_forwarded_user_is_trusted_only_from_a_configured_proxy():
+    from ui.state import proxy_user
+
+    headers = {"X-Forwarded-User": "admin"}
+    assert proxy_user(headers, "127.0.0.1", "") is None, "no trusted proxy configured: the header is ignored"
+    assert proxy_user(headers, "10.0.0.9", "127.0.0.1") is None, "sent straight to the app, not via the proxy"
+    assert proxy_user(headers, "127.0.0.1", "127.0.0.1, 10.0.0.2") == "admin"
+    assert proxy_user({}, "127.0.0.1", "127.0.0.1") is None
+
+
+def test_ui_binds_to_loopback_unless_told_otherwise():
+    cmd = streamlit_command(8501, None)
+    assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
+    cmd = streamlit_command(8501, "0.0.0.0")
+    assert cmd[cmd.index("--server.address") + 1] == "0.0.0.0"
+
+
+def test_researcher_report_loses_the_rows_own_identifiers_even_in_free_text():
+    import datetime as dt
+
+    from catalog.studies import StudyDetail
+    from search import privacy
+
+    text = ("Patient: NGUYEN, Luca MRN: 86970426 Acc: A7788051 Date: 2020-05-01\n"
+            "DOB 03.02.1951. Mr Nguyen was seen for 1.2.840.99.7; compare with study of 01/05/2020.\n"
+            "IMPRESSION: dilated LV.")
+    detail = StudyDetail(
+        study_id=125, study_uid="1.2.840.99.7", accession="A7788051", study_date=dt.date(2020, 5, 1), patient_age=69,
+        patient_sex="M", institution="H", manufacturer="M", scanner_model="S", field_strength=1.5, views=("sax",),
+        impression="Luca Nguyen: dilated LV.", has_report=True, patient_key="pk1", patient_id="86970426",
+        patient_name="NGUYEN^LUCA", patient_birth_date=dt.date(1951, 2, 3), clip_path=None, study_description=None,
+        state="preprocessed", report_text=text, findings=None)
+    shown = privacy.for_role(detail, "researcher")
+    for secret in ("NGUYEN", "Nguyen", "Luca", "86970426", "A7788051", "2020-05-01", "03.02.1951", "01/05/2020",
+                   "1.2.840.99.7"):
+        assert secret not in shown.report_text and secret not in shown.impression, secret
+    assert "dilated LV" in shown.report_text and "2020" in shown.report_text
+    assert shown.patient_name is shown.patient_id is shown.accession is shown.patient_birth_date is None
+    assert privacy.for_role(detail, "clinician") is detail

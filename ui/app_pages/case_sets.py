@@ -7,12 +7,13 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from catalog import casesets, ui_queries
+from catalog import casesets, studies
 from catalog.casesets import CaseSetEntry, CaseSetError, CaseSetInfo
-from catalog.ui_queries import StudyDetail
-from ui import exports, privacy, state, widgets
+from catalog.studies import StudyDetail
+from search import privacy
+from search.previews import card_preview
+from ui import exports, state, widgets
 from ui.highlight import escape_markdown
-from ui.previews import card_preview
 
 SELECTED = "cs_selected"
 
@@ -105,21 +106,41 @@ def _case_row(case_set: CaseSetInfo, n: int, total: int, entry: CaseSetEntry, de
                        kwargs={"done": f"Removed {privacy.study_number(detail)}"})
 
 
-def _exports(case_set: CaseSetInfo, cases: list[tuple[CaseSetEntry, StudyDetail]], role: str) -> None:
-    preview_dir = state.settings().preview_dir
+EXPORTS = {"CSV": ("csv", "text/csv", ":material/table:"),
+           "ZIP": ("zip", "application/zip", ":material/folder_zip:")}
 
-    def zip_bytes() -> bytes:  # built only when the button is clicked (it renders every preview)
-        return exports.case_set_zip(case_set.name, cases, role,
+
+def _prepare(kind: str, case_set: CaseSetInfo, cases: list[tuple[CaseSetEntry, StudyDetail]], role: str,
+             signature: tuple) -> None:
+    """Build an export file on the user's request and audit it; only then is it offered (and served) for download.
+
+    Streamlit serves a download button's bytes at ``/media/<hash>`` from the moment the button is drawn, so the
+    bytes must not exist before the audit row does.
+    """
+    if kind == "CSV":
+        data = exports.case_set_csv(cases, role)
+    else:
+        preview_dir = state.settings().preview_dir
+        data = exports.case_set_zip(case_set.name, cases, role,
                                     lambda d: card_preview(d.clip_path, d.study_uid, preview_dir))
+    _audit_export(kind, case_set, len(cases))
+    st.session_state[f"cs_export_{kind}"] = (signature, data)
 
+
+def _exports(case_set: CaseSetInfo, cases: list[tuple[CaseSetEntry, StudyDetail]], role: str) -> None:
+    """A "Prepare" button per format; the download button appears once the file is built (and audited)."""
     stem = _file_stem(case_set.name)
+    signature = (case_set.id, case_set.name, role, tuple((e.study_id, e.position, e.note) for e, _ in cases))
     row = st.container(horizontal=True)
-    row.download_button("Export CSV", exports.case_set_csv(cases, role), file_name=f"{stem}.csv", mime="text/csv",
-                        icon=":material/table:", on_click=_audit_export, args=("CSV", case_set, len(cases)),
-                        disabled=not cases)
-    row.download_button("Export ZIP (pages + previews)", zip_bytes, file_name=f"{stem}.zip",
-                        mime="application/zip", icon=":material/folder_zip:", on_click=_audit_export,
-                        args=("ZIP", case_set, len(cases)), disabled=not cases)
+    for kind, (ext, mime, icon) in EXPORTS.items():
+        prepared = st.session_state.get(f"cs_export_{kind}")
+        if prepared is not None and prepared[0] == signature:
+            row.download_button(f"Download {kind}", prepared[1], file_name=f"{stem}.{ext}", mime=mime, icon=icon,
+                                on_click="ignore", key=f"cs_download_{kind}")
+        else:
+            label = "Export CSV" if kind == "CSV" else "Export ZIP (pages + previews)"
+            row.button(label, icon=icon, on_click=_prepare, args=(kind, case_set, cases, role, signature),
+                       disabled=not cases, key=f"cs_prepare_{kind}", help="Builds the file; the download follows")
 
 
 def _manage(case_set: CaseSetInfo) -> None:
@@ -146,7 +167,8 @@ if current is None:
 
 with state.db() as session:
     entries = casesets.entries(session, current.id)
-    details = {d.study_id: d for d in ui_queries.study_details(session, [e.study_id for e in entries])}
+    details = {d.study_id: privacy.for_role(d, role)
+               for d in studies.study_details(session, [e.study_id for e in entries])}
 cases = [(e, details[e.study_id]) for e in entries if e.study_id in details]
 
 st.subheader(current.name)

@@ -9,8 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from catalog import cohorts
+from search import privacy
 from search.errors import BadQuery, SearchError
-from ui import exports, plots, privacy, results, state, widgets
+from ui import exports, plots, results, state, widgets
 from ui.urlstate import filters_from_json
 
 P = "c_"
@@ -24,7 +25,7 @@ PREVIEW_ROWS = 500
 
 def _load(cohort: cohorts.SavedCohort) -> None:
     """Put a saved cohort's query, mode, filters and threshold into the widgets."""
-    options = results.filter_options(state.database_url())
+    options = results.filter_options(state.database_url(), state.role())
     filters = filters_from_json(cohort.filters)
     widgets.seed({f"{P}query": cohort.query, f"{P}mode": cohort.mode if cohort.mode in MODES else MODES[0],
                   **widgets.filter_widget_values(filters, options, P)}, force=True)
@@ -47,9 +48,13 @@ def _save(query: str, mode: str, filters_json: dict, threshold: float, checkpoin
     widgets.flash(f"Saved cohort “{name.strip()}” ({len(study_ids)} studies)")
 
 
-def _audit_export(query: str, filters_json: dict, n: int, threshold: float) -> None:
-    state.write_audit("export", query=query, filters=filters_json, n_results=n,
+def _prepare_export(query: str, filters_json: dict, selected: list, threshold: float, role: str,
+                    signature: tuple) -> None:
+    """Build the cohort CSV on request and audit it; only then is it drawn as a download (and served)."""
+    data = exports.cohort_csv(selected, role)
+    state.write_audit("export", query=query, filters=filters_json, n_results=len(selected),
                       detail=f"cohort CSV, threshold {threshold:.3f}")
+    st.session_state[f"{P}export"] = (signature, data)
 
 
 def _saved_cohorts(current_hash: str | None) -> None:
@@ -86,7 +91,7 @@ def _threshold(scores: np.ndarray, signature: tuple) -> float:
     return st.slider("Score threshold (cosine similarity)", lo, hi, step=0.001, format="%.3f", key=key)
 
 
-options = results.filter_options(state.database_url())
+options = results.filter_options(state.database_url(), state.role())
 widgets.seed({f"{P}query": "", f"{P}mode": MODES[0], **widgets.filter_widget_values(filters_from_json({}),
                                                                                     options, P)})
 filters = widgets.filter_sidebar(options, P)
@@ -113,7 +118,7 @@ if engine is None:
     st.stop()
 
 try:
-    hits = results.all_scores(engine, results.engine_key(engine), query, mode, filters)
+    hits = results.all_scores(engine, results.engine_key(engine), query, mode, filters, role)
 except BadQuery as exc:
     st.warning(str(exc), icon=":material/edit_note:")
     st.stop()
@@ -149,9 +154,15 @@ rows = [{**privacy.export_record(h, role), "score": round(h.score, 3)} for h in 
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=280)
 study_ids = [h.study_id for h in selected]
 export, save = st.columns(2, vertical_alignment="bottom")
-export.download_button(f"Export CSV ({len(selected)} studies)", exports.cohort_csv(selected, role),
-                       file_name="cohort.csv", mime="text/csv", icon=":material/download:",
-                       on_click=_audit_export, args=(query, filters_json, len(selected), threshold))
+signature = (query, mode, filters, threshold, role, tuple(study_ids))
+prepared = st.session_state.get(f"{P}export")
+if prepared is not None and prepared[0] == signature:
+    export.download_button(f"Download CSV ({len(selected)} studies)", prepared[1], file_name="cohort.csv",
+                           mime="text/csv", icon=":material/download:", on_click="ignore", key=f"{P}download")
+else:
+    export.button(f"Export CSV ({len(selected)} studies)", icon=":material/download:", key=f"{P}prepare",
+                  on_click=_prepare_export, args=(query, filters_json, selected, threshold, role, signature),
+                  help="Builds the file; the download follows")
 with save.form("cohort_save", border=False, clear_on_submit=True):
     name_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
     name_col.text_input("Save as", key=f"{P}save_name", placeholder="cohort name")

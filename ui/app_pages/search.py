@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from catalog import casesets, ui_queries
+from catalog import casesets, studies
 from search.errors import BadQuery, UnknownStudy
 from search.fusion import DEFAULT_MODE
 from ui import results, state, widgets
@@ -26,7 +26,7 @@ def _normalised(params: dict) -> dict[str, list[str]]:
     return {k: [v] if isinstance(v, str) else list(v) for k, v in params.items()}
 
 
-def _seed_from_url(options: ui_queries.FilterOptions) -> None:
+def _seed_from_url(options: studies.FilterOptions) -> None:
     """Show the search the URL names, unless the URL is the one this page wrote itself on the last run.
 
     A URL without a search (the navigation menu) brings back the last search of this session.
@@ -56,7 +56,7 @@ def _show_similar(study_id: int) -> None:
     st.session_state[f"{P}similar"] = study_id
 
 
-options = results.filter_options(state.database_url())
+options = results.filter_options(state.database_url(), state.role())
 _seed_from_url(options)
 filters = widgets.filter_sidebar(options, P)
 widgets.show_flashes()
@@ -93,7 +93,7 @@ key = results.engine_key(engine)
 role = state.role()
 if search.similar_to is not None:
     with state.db() as session:
-        source = ui_queries.study_detail(session, search.similar_to)
+        source = studies.study_detail(session, search.similar_to)
     if source is None:
         st.warning(f"Study #{search.similar_to} is not in the catalog (it may have been withdrawn).")
         st.button("Back to text search", on_click=_text_search)
@@ -103,7 +103,7 @@ if search.similar_to is not None:
     exclude = exclude_col.toggle("Exclude the same patient", key=f"{P}exclude", value=True)
     back.button("Back to text search", icon=":material/arrow_back:", on_click=_text_search)
     try:
-        hits = results.similar_hits(engine, key, source.study_uid, search.k, filters, exclude)
+        hits = results.similar_hits(engine, key, source.study_uid, search.k, filters, exclude, role)
     except UnknownStudy:
         st.warning(f"Study #{search.similar_to} has no embedding yet: run `cmr index` to include it.")
         st.stop()
@@ -112,7 +112,7 @@ if search.similar_to is not None:
     terms = ""
 else:
     try:
-        hits = results.text_hits(engine, key, search.query, search.mode, search.k, filters)
+        hits = results.text_hits(engine, key, search.query, search.mode, search.k, filters, role)
     except BadQuery as exc:
         st.warning(str(exc), icon=":material/edit_note:")
         st.stop()

@@ -5,9 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from catalog import audit, queries, ui_queries
+from catalog import audit, studies
+from catalog import builds as catalog_builds
+from catalog import errors as catalog_errors
 from catalog.db import safe_url
-from ui import privacy, state
+from search import privacy
+from ui import state
 
 AUDIT_ROWS = 50
 
@@ -18,7 +21,7 @@ def _engine_section() -> None:
     if engine is None:
         st.warning(reason, icon=":material/warning:")
         with state.db() as session:
-            builds = ui_queries.active_index_builds(session)
+            builds = catalog_builds.active_index_builds(session)
         rows = [{"index": b.kind, "type": b.index_key, "vectors": b.n_vectors, "checkpoint": b.checkpoint_hash,
                  "built": b.created_at.strftime("%Y-%m-%d %H:%M")} for b in builds]
     else:
@@ -37,8 +40,8 @@ def _engine_section() -> None:
 
 def _catalog_section(role: str) -> None:
     with state.db() as session:
-        states = queries.state_counts(session)
-        errors = ui_queries.errors_by_kind(session)
+        states = studies.state_counts(session)
+        errors = catalog_errors.errors_by_kind(session)
     st.subheader("Studies")
     if states:
         for column, (name, n) in zip(st.columns(len(states)), sorted(states.items()), strict=True):
@@ -50,9 +53,7 @@ def _catalog_section(role: str) -> None:
         st.caption("None.")
     for kind, rows in errors.items():
         with st.expander(f"{kind.replace('_', ' ')} · {len(rows)}"):
-            table = [{"stage": e.stage, "reason": e.reason} | (
-                {"path": e.path or "", "study UID": e.study_uid or ""} if privacy.is_clinician(role) else {})
-                for e in rows]
+            table = [privacy.error_record(e, role) for e in rows]
             st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
 
 

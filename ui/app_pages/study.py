@@ -6,10 +6,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from catalog import casesets, ui_queries
+from catalog import casesets, studies
+from catalog.facts import facts_record
+from search import previews, privacy
 from search.errors import SearchError
 from search.filters import Filters
-from ui import previews, privacy, results, state, widgets
+from search.understanding import facts_rows
+from ui import results, state, widgets
 from ui.highlight import escape_markdown
 
 NEIGHBOURS = 6
@@ -38,7 +41,7 @@ def _frame_viewer(clip_path: str, label: str, seq: np.ndarray) -> None:
     st.image(previews.frame_png(seq, index), caption=f"{label} · {kind} {index + 1} of {len(seq)}")
 
 
-def _views(detail: ui_queries.StudyDetail) -> None:
+def _views(detail: studies.StudyDetail) -> None:
     sequences = _sequences(detail.clip_path)
     if not sequences:
         st.warning("The cines of this study are not available: its clip file is missing or it was not "
@@ -53,7 +56,7 @@ def _views(detail: ui_queries.StudyDetail) -> None:
                 _frame_viewer(detail.clip_path, label, sequences[label])
 
 
-def _report(detail: ui_queries.StudyDetail) -> None:
+def _report(detail: studies.StudyDetail) -> None:
     st.subheader("Report")
     if not detail.report_text:
         st.caption("No report on file for this study.")
@@ -66,7 +69,7 @@ def _report(detail: ui_queries.StudyDetail) -> None:
                 st.markdown(escape_markdown(paragraph))
 
 
-def _neighbours(detail: ui_queries.StudyDetail, role: str) -> None:
+def _neighbours(detail: studies.StudyDetail, role: str) -> None:
     st.subheader("Nearest neighbours")
     engine, reason = state.engine_or_reason()
     if engine is None:
@@ -74,7 +77,7 @@ def _neighbours(detail: ui_queries.StudyDetail, role: str) -> None:
         return
     try:
         hits = results.similar_hits(engine, results.engine_key(engine), detail.study_uid, NEIGHBOURS, Filters(),
-                                    True)
+                                    True, role)
     except SearchError as exc:
         st.info(f"No neighbours: {exc}", icon=":material/info:")
         return
@@ -99,7 +102,7 @@ if study_id is None:
     st.stop()
 
 with state.db() as session:
-    detail = ui_queries.study_detail(session, study_id)
+    detail = studies.study_detail(session, study_id)
     sets = casesets.list_case_sets(session)
 if detail is None:
     st.title(f"Study #{study_id}")
@@ -107,6 +110,7 @@ if detail is None:
     st.stop()
 
 role = state.role()
+detail = privacy.for_role(detail, role)
 state.audit_once("study", study_id, "view_study", detail=f"study #{study_id}", n_results=1)
 widgets.show_flashes()
 
@@ -129,6 +133,15 @@ with side:
             st.link_button("Open in PACS viewer", state.settings().viewer_url_template.format(
                 study_uid=detail.study_uid), icon=":material/open_in_new:")
     widgets.case_set_popover(detail.study_id, sets, key=f"study_{detail.study_id}")
+    st.subheader("Report facts")
+    rows = facts_rows(facts_record(detail.facts)) if detail.facts is not None else []
+    if rows:
+        st.table(pd.DataFrame(rows, columns=["fact", "value"]), border="horizontal", hide_index=True,
+                 hide_header=True)
+        st.caption("Read from the report by rules (cmrclip.language); a finding the report does not mention is "
+                   "left out.")
+    else:
+        st.caption("No report on file." if not detail.report_text else "The report states none of the facts read.")
     if detail.series:
         st.caption("Series: " + "; ".join(
             f"{s.view.upper()} {s.description or ''} ({s.n_slices} × {s.n_phases})" for s in detail.series))

@@ -1,0 +1,1 @@
+"""Pixels to clips: normalise, resample, find the heart and crop around it; preview pictures of clips."""

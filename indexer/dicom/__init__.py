@@ -1,0 +1,1 @@
+"""Reading DICOM: headers, assembling frames into ordered series, view classification, pixels."""

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cmrclip.batch import collate_studies
+from cmrclip.train.augment import ARTEFACTS, AugmentConfig, _artefacts, augment_batch
+from cmrclip.train.loop import _seed_step
+
+
+@pytest.fixture
+def batch(study_factory):
+    return collate_studies([study_factory(), study_factory(dilated=True, views=("sax", "4ch", "lge_lax"))])
+
+
+def test_same_seed_and_step_give_the_same_batch_whatever_the_global_rng(batch):
+    cfg = AugmentConfig(artefact_prob=0.5)
+    first = augment_batch(batch, cfg, _seed_step(3, 7))
+    torch.manual_seed(12345)  # TorchIO draws from the global RNG: each series' draw must be seeded from the step
+    np.random.seed(6789)
+    again = augment_batch(batch, cfg, torch.Generator().manual_seed((3 * 1_000_003 + 7) % 2**63))
+    other = augment_batch(batch, cfg, _seed_step(3, 8))
+    for view in ("sax", "4ch", "lge_sax"):
+        assert torch.equal(first[view], again[view])
+        assert not torch.equal(first[view], other[view])
+
+
+def test_every_artefact_changes_a_cine_or_still_and_keeps_its_shape():
+    torch.manual_seed(0)
+    cine, still = torch.rand(1, 16, 64, 64) * 0.8, torch.rand(1, 1, 64, 64) * 0.8
+    for name, on_cines in ARTEFACTS.items():
+        cfg = AugmentConfig(artefact_prob=1.0, artefact_weights={name: 1.0})
+        for items, is_cine in ((cine, True), (still, False)):
+            out = _artefacts(items, torch.tensor([True]), is_cine, cfg, torch.Generator().manual_seed(1))
+            assert out.shape == items.shape and torch.isfinite(out).all()
+            if is_cine and not on_cines:
+                assert torch.equal(out, items), name  # too slow per cine: stills only
+            else:
+                assert not torch.allclose(out, items), name
+
+
+def test_missing_series_get_no_artefact():
+    items = torch.rand(4, 1, 64, 64)
+    present = torch.tensor([True, False, True, False])
+    out = _artefacts(items, present, False, AugmentConfig(artefact_prob=1.0), torch.Generator().manual_seed(0))
+    assert torch.equal(out[~present], items[~present]) and not torch.equal(out[present], items[present])
+
+
+def test_disabled_augmentation_passes_the_batch_through(batch):
+    out = augment_batch(batch, AugmentConfig(enabled=False), torch.Generator().manual_seed(0))
+    assert all(torch.equal(out[k], batch[k]) for k in batch)
+
+
+def test_static_variant_never_rolls_frames(batch):
+    cfg = AugmentConfig(temporal_roll=False, artefact_prob=0.0, max_rotation_deg=0, scale=(1, 1), max_shift=0,
+                        elastic=0, gamma=(1, 1), intensity=(1, 1), noise_std=0)
+    out = augment_batch(batch, cfg, torch.Generator().manual_seed(0))
+    # identity settings (intensities are clamped at 0 before gamma): frame 0 stays end-diastole
+    assert torch.allclose(out["4ch"], batch["4ch"].clamp(min=0), atol=1e-5)
