@@ -233,14 +233,27 @@ def train(
 
 def _search_modes(ground_truth: Path, withhold: float) -> None:
     from cmrclip.train.ground_truth import load_truth
-    from cmrclip.train.search_modes import markdown_table, precision_at_k
+    from cmrclip.train.search_modes import (
+        by_example,
+        examples_table,
+        markdown_table,
+        planted_errors_found,
+        precision_at_k,
+    )
     from search.engine import Engine
 
     if not ground_truth.is_file():
         fail(f"ground truth {ground_truth} does not exist")
     engine = Engine.open(settings(), url=ready_url())
-    rows = precision_at_k(engine, load_truth(ground_truth), withhold=withhold, compound=True)
+    truth = load_truth(ground_truth)
+    rows = precision_at_k(engine, truth, withhold=withhold, compound=True)
     console.print(markdown_table(rows, 10, withhold), markup=False)
+    console.print("\n" + examples_table(by_example(engine, truth), 10), markup=False)
+    found = planted_errors_found(engine, truth)
+    console.print(f"\ndiscrepancy list: {found['planted_in_top']} of its top {found['k']} are planted report errors "
+                  f"({found['planted_in_archive']} planted in the archive, {found['listed']} listed)", markup=False)
+    for line in found["found"]:
+        console.print(f"  {line}", markup=False)
 
 
 @app.command("eval")

@@ -1,4 +1,4 @@
-"""``cmr index`` and ``cmr search``: registered on the main app by ``register(app)``."""
+"""``cmr index``, ``cmr search`` and ``cmr qa``: registered on the main app by ``register(app)``."""
 
 from __future__ import annotations
 
@@ -74,10 +74,16 @@ def search(
     similar: Annotated[str | None, typer.Option(help="Find studies similar to this study UID instead.")] = None,
     exclude_same_patient: Annotated[bool, typer.Option(help="With --similar: skip the same patient.")] = False,
     negation: Annotated[bool, typer.Option(help='Subtract negated phrases ("no LGE") from the query.')] = False,
+    like: Annotated[list[str] | None, typer.Option(
+        help="Query by example: a study number (#125 or 125) to find more like; repeat for several.")] = None,
+    unlike: Annotated[list[str] | None, typer.Option(help="A study number to find less like; repeatable.")] = None,
+    like_set: Annotated[str | None, typer.Option(
+        help="Query by example: every study of this case set (by name) is a positive example.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Search the archive by text (or by example with --similar). What is shown depends on CMR_ROLE (see the
-    README's privacy part); every search is audited with CMR_USER (else the OS user) and the number of hits."""
+    """Search the archive by text, by example studies (--like, --unlike, --like-set; with or without text), or
+    for one study's neighbours (--similar). What is shown depends on CMR_ROLE (see the README's privacy part);
+    every search is audited with CMR_USER (else the OS user) and the number of hits."""
     from search.engine import MODES, Engine, check_k
     from search.errors import DatabaseUnavailable, SearchError
     from search.filters import parse_filters
@@ -87,19 +93,23 @@ def search(
     try:
         # Bad input is refused before the model is loaded.
         check_k(k)
-        if similar is None:
+        example_refs = bool(like or unlike or like_set)
+        if similar is not None and (query or example_refs):
+            fail("give either --similar, or a query and/or examples, not both")
+        if similar is None and not example_refs:
             normalise_query(query if query is not None else "")
         elif query:
-            fail("give either a query or --similar, not both")
+            normalise_query(query)
         if mode not in MODES:
             fail(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
         filters = parse_filters(filter_ or [])
         url = ready_url()
+        examples = _examples(url, like or [], unlike or [], like_set) if example_refs else None
         engine = Engine.open(s, url=url)
         if similar is not None:
             hits = engine.similar(similar, k=k, exclude_same_patient=exclude_same_patient, filters=filters)
         else:
-            hits = engine.query(query or "", k=k, mode=mode, filters=filters, negation=negation)
+            hits = engine.query(query or "", k=k, mode=mode, filters=filters, negation=negation, examples=examples)
     except (SearchError, DatabaseUnavailable) as exc:
         fail(str(exc))
     if similar is not None:
@@ -107,13 +117,76 @@ def search(
               filters=filters.to_json(), n_results=len(hits),
               detail=f"cli k={k} exclude_same_patient={exclude_same_patient}")
     else:
-        audit(url, "search", query=query, filters=filters.to_json(), n_results=len(hits),
-              detail=f"cli mode={mode} k={k}")
+        described = " · ".join(p for p in (query, examples.describe() if examples else "") if p)
+        audit(url, "search", query=described, filters=filters.to_json(), n_results=len(hits),
+              detail=f"cli mode={mode} k={k}" + (" by example" if examples else ""))
     if as_json:
         print(json.dumps([privacy.hit_record(h, s.role) for h in hits], indent=1))
         return
-    title = f"similar to {similar if privacy.is_clinician(s.role) else 'the given study'}" if similar else query
+    if similar:
+        title = f"similar to {similar if privacy.is_clinician(s.role) else 'the given study'}"
+    else:
+        title = " · ".join(p for p in (query, examples.describe() if examples else "") if p)
     _print_table(hits, title=title or "", role=s.role)
+
+
+def qa(
+    k: Annotated[int, typer.Option("-k", "--k", help="Number of studies listed (1 to 1000).")] = 20,
+    finding: Annotated[str | None, typer.Option(help="Only this finding, e.g. lge_present.")] = None,
+    filter_: Annotated[
+        list[str] | None, typer.Option("--filter", "-f", help="Catalog filter, e.g. site=..., age>=50.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Studies whose images disagree with their report (report says no LGE, images score LGE 0.9), strongest
+    first: a second reader for quality assurance and teaching (see search.qa). Audited like a search."""
+    from search.engine import Engine, check_k
+    from search.errors import DatabaseUnavailable, SearchError
+    from search.filters import parse_filters
+
+    s = settings()
+    try:
+        check_k(k)
+        filters = parse_filters(filter_ or [])
+        url = ready_url()
+        engine = Engine.open(s, url=url)
+        found = engine.discrepancies(k=k, finding=finding, filters=filters)
+    except (SearchError, DatabaseUnavailable) as exc:
+        fail(str(exc))
+    audit(url, "qa", query=f"discrepancies{f' of {finding}' if finding else ''}", filters=filters.to_json(),
+          n_results=len(found), detail=f"cli k={k}")
+    if as_json:
+        print(json.dumps([{**privacy.hit_record(h, s.role), "finding": d.finding, "report_says": d.report,
+                           "image_probability": round(d.image_probability, 4),
+                           "confidence": round(d.confidence, 4)} for h, d in found], indent=1))
+        return
+    _print_table([h for h, _ in found], title="images and report disagree (confidence, strongest first)",
+                 role=s.role, empty="no study's images disagree with its report beyond the threshold")
+
+
+def _examples(url: str, like: list[str], unlike: list[str], like_set: str | None):
+    """``search.examples.Examples`` from study numbers ("#125" or "125") and a case set's name."""
+    from catalog import casesets
+    from catalog.db import session_scope
+    from search.examples import Examples
+
+    def number(ref: str) -> int:
+        text = ref.strip().lstrip("#")
+        if not text.isdigit():
+            fail(f"{ref!r} is not a study number (e.g. 125 or #125, as search results show it)")
+        return int(text)
+
+    positives = [number(r) for r in like]
+    if like_set is not None:
+        with session_scope(url) as session:
+            found = [c for c in casesets.list_case_sets(session) if c.name == like_set.strip()]
+            if not found:
+                fail(f"no case set named {like_set!r} (the UI's Case sets page lists them)")
+            members = [e.study_id for e in casesets.entries(session, found[0].id)]
+        if not members:
+            fail(f"case set {like_set!r} is empty")
+        positives += members
+    return Examples(like=tuple(dict.fromkeys(positives)), unlike=tuple(dict.fromkeys(number(r) for r in unlike)))
 
 
 def _study_number(url: str, study_uid: str) -> int | None:
@@ -126,7 +199,7 @@ def _study_number(url: str, study_uid: str) -> int | None:
     return found[0] if found else None
 
 
-def _print_table(hits: list, title: str, role: str) -> None:
+def _print_table(hits: list, title: str, role: str, empty: str = "no matching studies") -> None:
     """A table when the terminal is wide (``WIDE`` columns or more); else one compact block per hit: a line of who
     and the score, the wrapped "why", and a one-line report snippet, so nothing is squeezed to a word per line."""
     clinician = privacy.is_clinician(role)
@@ -153,7 +226,7 @@ def _print_table(hits: list, title: str, role: str) -> None:
             if snippet:
                 console.print(_indented(snippet, width), style="dim", markup=False, highlight=False)
     if not hits:
-        console.print("no matching studies")
+        console.print(empty)
 
 
 def _who(h, role: str) -> tuple[str, str]:
@@ -181,3 +254,4 @@ def register(app: typer.Typer) -> None:
     """Add ``index`` and ``search`` to the ``cmr`` app."""
     app.command("index")(index)
     app.command("search")(search)
+    app.command("qa")(qa)

@@ -9,6 +9,7 @@ time through the catalog, so they vanish at once, before the next build drops th
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -34,12 +35,15 @@ from catalog.models import IndexBuild
 from catalog.settings import Settings, get_settings
 from cmrclip.checkpoint import CheckpointMeta, load_checkpoint, read_checkpoint_meta
 from cmrclip.inference import pick_device
+from cmrclip.language import FINDINGS
 from cmrclip.model import CMRClip
 from search.errors import BadQuery, IndexMismatch, IndexMissing, SearchError, UnknownStudy
+from search.examples import Examples, prototype, with_text
 from search.filter_table import FilterTable, catalog_signature
 from search.filters import Filters
 from search.fusion import DEFAULT_MODE, MODES, reciprocal_rank_fusion
 from search.hits import Hit, make_hit
+from search.qa import Discrepancy, discrepancies
 from search.query_text import NEGATION_WEIGHT, normalise_query, split_negation
 from search.understanding import (
     CANDIDATES,
@@ -63,6 +67,9 @@ MAX_K = 1_000
 FUSION_DEPTH = 3
 FUSION_MIN_CANDIDATES = 30
 QUERY_CACHE_SIZE = 4096
+# With examples and constraints: the weight of the examples' similarity after the constraints' evidence (which
+# stays first: a contradicted constraint costs ~0.9, the whole similarity range at most this)
+EXAMPLE_WEIGHT = 0.3
 # Full text: a word is "rare" (worth a signal of its own) when at most this share of reports contain it
 FULLTEXT_RARE = 0.05
 FULLTEXT_MIN = 10
@@ -165,6 +172,7 @@ class Engine:
         understood: bool = True,
         among: np.ndarray | None = None,
         hidden_reports: np.ndarray | None = None,
+        examples: Examples | None = None,
     ) -> list[Hit]:
         """The ``k`` studies best matching ``text`` (modes: "video", "report", "both" fused by RRF).
 
@@ -175,8 +183,13 @@ class Engine:
         behaviour before, kept for comparison). ``negation=True`` subtracts negated phrases ("no LGE") from the
         query vector (see ``search.query_text``). For evaluation only: ``among`` limits the search to these study
         ids, ``hidden_reports`` treats these studies as unreported (no facts, report vector or full text).
+
+        ``examples`` (query by example, ``search.examples``): studies whose embeddings, as Rocchio's prototype,
+        stand for or join the text's (``text`` may then be empty); the examples themselves are not returned.
         """
         check_k(k)
+        if examples:
+            return self._by_example(text, examples, k=k, mode=mode, filters=filters, among=among)
         cleaned = normalise_query(text)
         parsed = understand(cleaned) if understood else None
         snapshot = self._current()
@@ -190,6 +203,67 @@ class Engine:
         return self._ranked({kind: vector for kind in kinds}, k, filters, denied_extra=None, fulltext=extra,
                             parsed=parsed)
 
+    def _by_example(self, text: str, examples: Examples, *, k: int, mode: str, filters: Filters | None,
+                    among: np.ndarray | None) -> list[Hit]:
+        cleaned = normalise_query(text) if text and text.strip() else ""
+        if not cleaned and not examples.like:
+            raise BadQuery("give a query text or at least one positive example: negative examples alone say "
+                           "only what not to find")
+        parsed = understand(cleaned) if cleaned else None
+        snapshot = self._current()
+        kinds = self._kinds(mode, snapshot)
+        words = (parsed.free_text if parsed is not None and parsed.has_constraints else cleaned) or ""
+        text_vector = self.query_vector(words) if words else None
+        vectors = {}
+        for kind, (like, unlike) in self._example_vectors(examples, kinds, snapshot).items():
+            if len(like) or text_vector is not None:
+                vectors[kind] = with_text(prototype(like, unlike), text_vector, unlike)
+        if "video" not in vectors and "report" not in vectors:
+            raise UnknownStudy("none of the positive examples has an embedding yet: run `cmr index`")
+        denied = examples.ids
+        if parsed is not None and (parsed.has_constraints or among is not None):
+            hits = self._constrained(parsed, cleaned, k, tuple(vectors), filters, False, snapshot, among,
+                                     vectors=vectors, denied=denied)
+        else:
+            fulltext = self._fulltext(parsed.free_text, snapshot, filters) if parsed and parsed.free_text else None
+            if among is not None:
+                filters_allowed = snapshot.table.allowed(filters or Filters())
+                denied = np.union1d(denied, np.setdiff1d(filters_allowed, among))
+            hits = self._ranked(vectors, k, filters, denied_extra=denied, fulltext=fulltext, parsed=parsed)
+        if parsed is None:  # no words: say how close each is to the examples
+            hits = [dataclasses.replace(h, why=f"like the examples {max(h.signal_scores.values()):.2f}")
+                    if h.signal_scores else h for h in hits]
+        return hits
+
+    def _example_vectors(self, examples: Examples, kinds: tuple[str, ...],
+                         snapshot: _Snapshot) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per kind, the embeddings of the positive and negative examples that have one (index first, then the
+        vector store); raises ``UnknownStudy`` for a study number not in the catalog."""
+        ids = examples.ids
+        with self._session() as session:
+            rows = catalog_studies.study_rows(session, ids.tolist())
+            unknown = [i for i in ids.tolist() if i not in rows]
+            if unknown:
+                raise UnknownStudy("no study " + ", ".join(f"#{i}" for i in unknown) + " in the catalog")
+            out = {}
+            for kind in kinds:
+                index = snapshot.indexes[kind]
+                inside = index.contains(ids)
+                found = dict(zip(ids[inside].tolist(), index.vectors(ids[inside]), strict=True)) if inside.any() \
+                    else {}
+                rest = ids[~inside]
+                if len(rest):
+                    stored_ids, stored = catalog_vectors.vectors_of(session, self.meta.hash, kind, rest.tolist())
+                    found.update(zip(np.asarray(stored_ids).tolist(), stored, strict=True))
+
+                def stack(group: tuple[int, ...], found=found, kind=kind) -> np.ndarray:
+                    rows_ = [found[i] for i in group if i in found]
+                    return np.stack(rows_).astype(np.float32) if rows_ else np.zeros((0, snapshot.indexes[kind].dim),
+                                                                                     np.float32)
+
+                out[kind] = (stack(examples.like), stack(examples.unlike))
+        return out
+
     def understand(self, text: str):
         """How the engine reads a query (``cmrclip.language.ParsedQuery``)."""
         return understand(normalise_query(text))
@@ -198,6 +272,41 @@ class Engine:
         """The images' calibrated per-finding probabilities of every indexed study (built once per video build
         and facts version)."""
         return self._image_reading(self._current())
+
+    def image_probabilities(self, study_id: int) -> dict[str, float] | None:
+        """The images' calibrated probability of each finding for one study (``FINDINGS`` order); None when the
+        study has no video embedding in the active index."""
+        reading = self._image_reading(self._current())
+        if reading is None:
+            return None
+        probs, known = reading.of(np.array([study_id], dtype=np.int64))
+        return dict(zip(FINDINGS, map(float, probs[0]), strict=True)) if known[0] else None
+
+    def discrepancies(
+        self, *, k: int = 20, finding: str | None = None, filters: Filters | None = None
+    ) -> list[tuple[Hit, Discrepancy]]:
+        """Studies whose images disagree most with their report (``search.qa``), strongest first, as hits whose
+        ``score`` is the confidence and ``why`` the disagreement."""
+        check_k(k)
+        snapshot = self._current()
+        reading = self._image_reading(snapshot)
+        if reading is None:
+            return []
+        allowed = snapshot.table.allowed(filters) if filters and not filters.is_empty() else snapshot.table.live_ids
+        try:
+            found = discrepancies(reading, snapshot.table.facts, allowed, finding=finding, limit=k)
+        except ValueError as exc:
+            raise BadQuery(str(exc)) from exc
+        with self._session() as session:
+            rows = catalog_studies.study_rows(session, [d.study_id for d in found])
+            facts = catalog_facts.facts_of_studies(session, list(rows))
+        out = []
+        for d in found:
+            if d.study_id in rows:
+                hit = make_hit(len(out) + 1, rows[d.study_id], d.confidence, {"images": d.image_probability},
+                               why=d.text(), facts=facts.get(d.study_id))
+                out.append((hit, d))
+        return out
 
     def similar(
         self, study_uid: str, *, k: int = 10, exclude_same_patient: bool = False, filters: Filters | None = None
@@ -469,8 +578,12 @@ class Engine:
 
     def _constrained(self, parsed, cleaned: str, k: int, kinds: tuple[str, ...], filters: Filters | None,
                      negation: bool, snapshot: _Snapshot, among: np.ndarray | None = None,
-                     hidden: np.ndarray | None = None) -> list[Hit]:
-        """Rank by the constraints' evidence (report facts, else images), free text and full text."""
+                     hidden: np.ndarray | None = None, *, vectors: dict[str, np.ndarray] | None = None,
+                     denied: np.ndarray | None = None) -> list[Hit]:
+        """Rank by the constraints' evidence (report facts, else images), free text and full text.
+
+        ``vectors``: the query vector per kind (query by example), instead of the free text's; ``denied``: studies
+        never returned (the examples)."""
         table = snapshot.table
         if filters is None or filters.is_empty():  # FAISS with a short deny-list, not a full allow-list
             allowed, limits = table.live_ids, {"allowed": None, "denied": table.withdrawn_ids()}
@@ -480,6 +593,12 @@ class Engine:
         if among is not None:
             allowed = np.intersect1d(allowed, among)
             limits = {"allowed": allowed, "denied": None}
+        if denied is not None and len(denied):
+            allowed = np.setdiff1d(allowed, denied)
+            if limits["allowed"] is not None:
+                limits = {"allowed": allowed, "denied": None}
+            else:
+                limits = {"allowed": None, "denied": np.union1d(limits["denied"], denied)}
         facts_table = table.facts
         if hidden is not None and len(hidden):
             facts_table = facts_table.without(hidden)
@@ -489,10 +608,13 @@ class Engine:
         base = scored.evidence + TIE_WEIGHT * scored.image_mean
         m = min(len(allowed), max(CANDIDATES, 4 * k))
         top = np.argpartition(-base, m - 1)[:m] if 0 < m < len(allowed) else np.arange(len(allowed))
-        text = parsed.free_text or cleaned
-        vector = self.query_vector(text, negation=negation and not parsed.free_text)
+        examples_given = vectors is not None
+        if vectors is None:
+            text = parsed.free_text or cleaned
+            vector = self.query_vector(text, negation=negation and not parsed.free_text)
+            vectors = {kind: vector for kind in kinds}
         depth = max(3 * k, FUSION_MIN_CANDIDATES)
-        near = [snapshot.indexes[kind].search(vector, depth, **limits).ids for kind in kinds]
+        near = [snapshot.indexes[kind].search(vectors[kind], depth, **limits).ids for kind in kinds]
         fulltext = self._fulltext(parsed.free_text, snapshot, filters) if parsed.free_text else {}
         if among is not None or hidden is not None:
             fulltext = {i: v for i, v in fulltext.items() if (among is None or i in set(among.tolist()))
@@ -509,13 +631,13 @@ class Engine:
             if kind == "report" and hidden is not None and len(hidden):
                 inside &= ~np.isin(cand, hidden)
             if inside.any():
-                values = index.vectors(cand[inside]) @ vector
+                values = index.vectors(cand[inside]) @ vectors[kind]
                 cos[inside] += values
                 count[inside] += 1
                 per_kind[kind] = dict(zip(cand[inside].tolist(), values.tolist(), strict=True))
         cos = np.where(count > 0, cos / np.maximum(count, 1), np.nan)
         text_term = scale(np.nan_to_num(cos, nan=np.nanmin(cos) if np.isfinite(cos).any() else 0.0))
-        weight = TEXT_WEIGHT if parsed.free_text else TEXT_WEIGHT_NO_FREE_TEXT
+        weight = EXAMPLE_WEIGHT if examples_given else TEXT_WEIGHT if parsed.free_text else TEXT_WEIGHT_NO_FREE_TEXT
         full = np.array([fulltext.get(int(i), (0.0, []))[0] for i in cand])
         final = base[where] + weight * text_term + FULLTEXT_WEIGHT * full
         order = np.lexsort((cand, -final))

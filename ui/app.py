@@ -57,6 +57,7 @@ pages = [
     st.Page("app_pages/study.py", title="Study", icon=":material/ecg_heart:"),
     st.Page("app_pages/case_sets.py", title="Case sets", icon=":material/collections_bookmark:"),
     st.Page("app_pages/cohort.py", title="Cohort", icon=":material/groups:"),
+    st.Page("app_pages/qa.py", title="Report QA", icon=":material/rule:"),
     st.Page("app_pages/status.py", title="Status", icon=":material/monitor_heart:"),
 ]
 page = st.navigation(pages)

@@ -38,6 +38,17 @@ def text_hits(_engine: Engine, engine_key: str, text: str, mode: str, k: int, fi
     return [privacy.for_role(h, role) for h in hits]
 
 
+@st.cache_data(ttl=TTL_S, max_entries=256, show_spinner="Searching by example…")
+def example_hits(_engine: Engine, engine_key: str, text: str, mode: str, k: int, filters: Filters,
+                 like: tuple[int, ...], unlike: tuple[int, ...], role: str) -> list[Hit]:
+    """Query by example (``search.examples``): the studies marked like / unlike, with the text when given."""
+    from search.examples import Examples
+
+    hits = _engine.query(text, k=k, mode=mode, filters=None if filters.is_empty() else filters,
+                         examples=Examples(like=like, unlike=unlike))
+    return [privacy.for_role(h, role) for h in hits]
+
+
 @st.cache_data(ttl=TTL_S, max_entries=256, show_spinner="Finding similar studies…")
 def similar_hits(_engine: Engine, engine_key: str, study_uid: str, k: int, filters: Filters,
                  exclude_same_patient: bool, role: str) -> list[Hit]:

@@ -1,4 +1,5 @@
-"""A search (query, mode, k, filters) as URL query parameters, so a search is a link that can be shared.
+"""A search (query, mode, k, filters, example studies) as URL query parameters, so a search is a link that can be
+shared.
 
 Parsing is lenient: a hand-edited or truncated URL gives the default for what it cannot read, never an error.
 """
@@ -63,13 +64,21 @@ class SearchState:
     # study number whose nearest neighbours are shown instead of a text search
     similar_to: int | None = None
     filters: Filters = field(default_factory=Filters)
+    # query by example: study numbers marked "more like this" / "less like this" (thumbs, or a case set)
+    like: tuple[int, ...] = ()
+    unlike: tuple[int, ...] = ()
 
     def to_params(self) -> dict[str, str | list[str]]:
         params: dict[str, str | list[str]] = {}
         if self.similar_to is not None:
             params["similar"] = str(self.similar_to)
-        elif self.query:
-            params["q"] = self.query
+        else:
+            if self.query:
+                params["q"] = self.query
+            if self.like:
+                params["like"] = [str(i) for i in self.like]
+            if self.unlike:
+                params["unlike"] = [str(i) for i in self.unlike]
         if self.mode != DEFAULT_MODE:
             params["mode"] = self.mode
         if self.k != DEFAULT_K:
@@ -108,7 +117,15 @@ class SearchState:
             k=k if k in K_CHOICES else DEFAULT_K,
             similar_to=_int(one("similar")),
             filters=filters_from_json(data),
+            like=(like := _ids(many("like"))),
+            unlike=tuple(i for i in _ids(many("unlike")) if i not in like),
         )
+
+
+def _ids(values: Sequence[str]) -> tuple[int, ...]:
+    """Study numbers, in order, each once; unreadable ones skipped."""
+    out = [i for i in (_int(v) for v in values) if i is not None and i > 0]
+    return tuple(dict.fromkeys(out))
 
 
 def _int(value: Any) -> int | None:

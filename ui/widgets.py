@@ -199,7 +199,8 @@ def signal_text(hit: Any) -> str:
 
 
 def result_card(hit: Any, *, role: str, query: str, case_sets: Sequence[CaseSetInfo],
-                on_similar: Callable[[int], None]) -> None:
+                on_similar: Callable[[int], None],
+                on_feedback: Callable[[int, bool], None] | None = None) -> None:
     """One search result: preview, score, who/when, views, highlighted impression, actions."""
     with st.container(border=True):
         preview(hit)
@@ -221,4 +222,11 @@ def result_card(hit: Any, *, role: str, query: str, case_sets: Sequence[CaseSetI
                          query_params={"study": str(hit.study_id)})
             st.button("Similar", key=f"sim_{hit.study_id}", icon=":material/join_inner:",
                       on_click=on_similar, args=(hit.study_id,), help="Studies that look like this one")
+            if on_feedback is not None:  # query by example: refine the search with this result
+                st.button("", key=f"up_{hit.study_id}", icon=":material/thumb_up:", on_click=on_feedback,
+                          args=(hit.study_id, True),
+                          help="More like this: add it to the search as a positive example")
+                st.button("", key=f"down_{hit.study_id}", icon=":material/thumb_down:", on_click=on_feedback,
+                          args=(hit.study_id, False),
+                          help="Less like this: add it to the search as a negative example")
             case_set_popover(hit.study_id, case_sets, key=str(hit.study_id))

@@ -122,18 +122,8 @@ def precision_at_k(
 
     Only studies the model never trained on are searched and counted: the test split and the held-out site.
     """
-    holdout = holdout_site or engine.meta.training.get("holdout_site")
-    with session_scope(engine.url) as session:
-        rows_ = session.execute(select(Study.id, Study.study_uid, Study.patient_key, Study.institution)).all()
-    uid_of = {r[0]: r[1] for r in rows_}
-    evaluated = np.array(
-        sorted(
-            r[0]
-            for r in rows_
-            if split_of(StudyRecord(r[0], r[1], Path(), None, r[2], r[3] or ""), holdout) in ("test", "external")
-        ),
-        dtype=np.int64,
-    )
+    uid_of, splits = _splits(engine, holdout_site)
+    evaluated = _ids_in(splits, ("test", "external"))
     reported = np.array(sorted(engine.indexes["report"].ids if "report" in engine.indexes else []), dtype=np.int64)
     reported = reported[np.isin(reported, evaluated)]
     rng = np.random.default_rng(seed)
@@ -176,6 +166,98 @@ def precision_at_k(
             means = {lab: float(np.mean([r[lab] for r in members])) for lab in labels}
             rows.append({"diagnosis": "mean" if group == "diagnosis" else f"{group} mean", "query": "", **means})
     return rows
+
+
+def _splits(engine: Engine, holdout_site: str | None) -> tuple[dict[int, str], dict[int, str]]:
+    """Study id -> UID, and study id -> split (train, val, test, external) as the checkpoint's training saw it."""
+    holdout = holdout_site or engine.meta.training.get("holdout_site")
+    with session_scope(engine.url) as session:
+        rows = session.execute(select(Study.id, Study.study_uid, Study.patient_key, Study.institution)).all()
+    return ({r[0]: r[1] for r in rows},
+            {r[0]: split_of(StudyRecord(r[0], r[1], Path(), None, r[2], r[3] or ""), holdout) for r in rows})
+
+
+def _ids_in(splits: Mapping[int, str], names: tuple[str, ...]) -> np.ndarray:
+    return np.array(sorted(i for i, s in splits.items() if s in names), dtype=np.int64)
+
+
+EXAMPLE_SHOTS = (1, 3, 5)
+
+
+def by_example(
+    engine: Engine,
+    truth: Mapping[str, Mapping[str, Any]],
+    *,
+    shots: Sequence[int] = EXAMPLE_SHOTS,
+    episodes: int = 5,
+    k: int = 10,
+    seed: int = 0,
+    diagnoses: Sequence[str] = DIAGNOSES,
+    holdout_site: str | None = None,
+) -> list[dict[str, Any]]:
+    """Query by example against the diagnosis' words: per diagnosis, precision@k over unseen studies (test split
+    and held-out site) of its plain-language query ("text"), of ``n`` example studies with that diagnosis drawn
+    from the training split ("n-shot", the mean over ``episodes`` draws), and of the text with 3 examples; plus
+    the mean row. Examples are studies a user already knows; only unseen studies are searched and counted."""
+    from search.examples import Examples
+
+    uid_of, splits = _splits(engine, holdout_site)
+    evaluated = _ids_in(splits, ("test", "external"))
+    train = _ids_in(splits, ("train",))
+    prompts = load_prompts()["diagnoses"]
+    rng = np.random.default_rng(seed)
+
+    def precision(hits, name: str) -> float:
+        ids = [h.study_id for h in hits if uid_of.get(h.study_id) in truth]
+        return sum(has_diagnosis(truth[uid_of[i]], name) for i in ids[:k]) / k
+
+    rows = []
+    for name in diagnoses:
+        if name not in prompts or not prompts[name].query:
+            continue
+        pool = [i for i in train.tolist() if uid_of.get(i) in truth and has_diagnosis(truth[uid_of[i]], name)]
+        if len(pool) < max(shots):
+            continue
+        query = prompts[name].query
+        row: dict[str, Any] = {"diagnosis": name, "query": query,
+                               "text": precision(engine.query(query, k=k, among=evaluated), name)}
+        for n in (*shots, "text+3"):
+            values = []
+            for _ in range(episodes):
+                like = tuple(int(i) for i in rng.choice(pool, 3 if n == "text+3" else n, replace=False))
+                text = query if n == "text+3" else ""
+                values.append(precision(engine.query(text, k=k, among=evaluated, examples=Examples(like=like)),
+                                        name))
+            row[f"{n}-shot" if n != "text+3" else "text+3"] = float(np.mean(values))
+        rows.append(row)
+    if rows:
+        labels = [c for c in rows[0] if c not in ("diagnosis", "query")]
+        rows.append({"diagnosis": "mean", "query": "", **{c: float(np.mean([r[c] for r in rows])) for c in labels}})
+    return rows
+
+
+def examples_table(rows: list[dict], k: int) -> str:
+    """``by_example`` as Markdown."""
+    if not rows:
+        return "query by example: no diagnosis has enough training studies to draw examples from"
+    labels = [c for c in rows[0] if c not in ("diagnosis", "query")]
+    lines = [f"query by example: precision@{k} on unseen studies (examples from the training split)", "",
+             "| diagnosis | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    lines += [f"| {r['diagnosis']} | " + " | ".join(f"{r[c]:.2f}" for c in labels) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def planted_errors_found(engine: Engine, truth: Mapping[str, Mapping[str, Any]], *, k: int = 20) -> dict[str, Any]:
+    """How many of the discrepancy list's top ``k`` (``Engine.discrepancies``) are reports with a planted error
+    (the phantom's ``report_error``), against how many the archive holds."""
+    uid_of, _ = _splits(engine, None)
+    listed = engine.discrepancies(k=k)
+    planted = {uid for uid, t in truth.items() if t.get("report_error")}
+    hits = [(uid_of.get(h.study_id), d) for h, d in listed]
+    found = [(uid, d) for uid, d in hits if uid in planted]
+    return {"k": k, "listed": len(listed), "planted_in_top": len(found), "planted_in_archive": len(planted),
+            "found": [f"{truth[uid]['report_error']} -> {d.finding} ({d.report}, images {d.image_probability:.2f})"
+                      for uid, d in found]}
 
 
 def _label(mode: str, negation: bool) -> str:

@@ -104,6 +104,49 @@ def test_index_then_search(app, env, tmp_path):
     assert "5.1" not in rows[0].query, "the audit names the study by its catalog number"
 
 
+def test_search_by_example_and_qa(app, env, tmp_path, monkeypatch):
+    from catalog import audit, casesets
+    from catalog.db import session_scope
+    from migrations.apply import upgrade
+
+    upgrade(env)
+    clips = tmp_path / "clips"
+    ids = add_studies(env, [
+        StudySpec(uid=f"6.{i}", clip_path=write_clip(clips, f"6.{i}", i), patient=f"p{i}",
+                  impression="dilated left ventricle. No LGE." if i % 2 else "normal study. No LGE.")
+        for i in range(6)
+    ])
+    assert runner.invoke(app, ["index", "--batch-size", "3"]).exit_code == 0
+    result = runner.invoke(app, ["search", "--like", f"#{ids[0]}", "--like", str(ids[1]), "--unlike", str(ids[2]),
+                                 "-k", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    found = [r["study_number"] if "study_number" in r else r["study_id"] for r in json.loads(result.stdout)]
+    assert len(found) == 3 and not set(found) & set(ids[:3]), "examples are not returned"
+    with session_scope(env) as session:
+        set_id = casesets.create(session, "teaching DCM")
+        casesets.add_study(session, set_id, ids[3])
+    result = runner.invoke(app, ["search", "dilated", "--like-set", "teaching DCM", "-k", "2"])
+    assert result.exit_code == 0 and "like #" in result.stdout, result.output
+    _one_line_error(runner.invoke(app, ["search", "--like", "abc"]), "study number")
+    _one_line_error(runner.invoke(app, ["search", "--like", "999999"]), "#999999")
+    _one_line_error(runner.invoke(app, ["search", "--like-set", "nope"]), "no case set")
+    _one_line_error(runner.invoke(app, ["search", "--like", "1", "--unlike", "1"]), "both")
+    _one_line_error(runner.invoke(app, ["search", "--similar", "6.1", "--like", "1"]), "not both")
+    # the discrepancy list: JSON as the role may see it, audited, bad finding refused
+    monkeypatch.setenv("CMR_ROLE", "researcher")
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["qa", "--json", "-k", "5"])
+    assert result.exit_code == 0, result.output
+    for row in json.loads(result.stdout):
+        assert {"finding", "report_says", "image_probability", "confidence", "study_number"} <= set(row)
+        assert "study_uid" not in row and "accession" not in row
+    _one_line_error(runner.invoke(app, ["qa", "--finding", "big_heart"]), "unknown finding")
+    with session_scope(env) as session:
+        rows = [(r.action, r.query) for r in audit.latest(session, 100) if r.action in ("search", "qa")]
+    assert rows[0][0] == "qa" and rows[1] == ("search", f"dilated · like #{ids[3]}")
+    assert rows[2] == ("search", f"like #{ids[0]}, #{ids[1]}; unlike #{ids[2]}")
+
+
 def test_researcher_json_holds_no_identifier_and_search_is_audited(app, env, tmp_path, monkeypatch):
     from catalog import audit
     from catalog.db import session_scope

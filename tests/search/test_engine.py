@@ -225,3 +225,18 @@ def test_evaluate_modes_reports_precision_per_diagnosis(sqlite_url, tmp_path):
         or [r["diagnosis"] for r in rows][-3:] == ["compound mean", "numeric mean", "territory mean"]
     assert by_query["no late gadolinium enhancement"]["video"] == pytest.approx(1.0)
     assert by_query["late gadolinium enhancement with normal left ventricular size"]["both"] == 0.0
+
+
+def test_evaluate_by_example_draws_training_examples(sqlite_url, tmp_path):
+    """One row per diagnosis with enough training studies to draw from, the text and n-shot columns, a mean."""
+    from cmrclip.train.search_modes import by_example, examples_table
+
+    _archive(sqlite_url, tmp_path, n=90)
+    truth = {f"2.{i}": {"conditions": "dilated_cardiomyopathy" if i % 3 else "normal"} for i in range(90)}
+    engine = _engine(sqlite_url, unit_vectors(1, 32, seed=5)[0])
+    rows = by_example(engine, truth, shots=(1, 3), episodes=2, diagnoses=("normal", "dilated_cardiomyopathy"),
+                      holdout_site="site_a")
+    assert [r["diagnosis"] for r in rows] == ["normal", "dilated_cardiomyopathy", "mean"]
+    assert set(rows[0]) == {"diagnosis", "query", "text", "1-shot", "3-shot", "text+3"}
+    assert all(0.0 <= r[c] <= 1.0 for r in rows for c in ("text", "1-shot", "3-shot", "text+3"))
+    assert "| mean |" in examples_table(rows, 10)

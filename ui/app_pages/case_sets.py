@@ -11,6 +11,7 @@ from catalog import casesets, studies
 from catalog.casesets import CaseSetEntry, CaseSetError, CaseSetInfo
 from catalog.studies import StudyDetail
 from search import privacy
+from search.examples import MAX_EXAMPLES
 from search.previews import card_preview
 from ui import exports, state, widgets
 from ui.highlight import escape_markdown
@@ -175,6 +176,10 @@ st.subheader(current.name)
 st.caption(" · ".join(p for p in (current.description, f"by {current.owner}" if current.owner else None,
                                    f"{len(cases)} cases") if p))
 _exports(current, cases, role)
+if cases:  # query by example: the whole case set as the positive examples of a search
+    st.page_link("app_pages/search.py", label="Find more like these", icon=":material/manage_search:",
+                 query_params={"like": [str(e.study_id) for e, _ in cases][:MAX_EXAMPLES]},
+                 help="Search the archive with these studies as examples; refine with thumbs up / down")
 _manage(current)
 if not cases:
     st.info("This case set is empty. Add studies from the search results or a study page.", icon=":material/info:")

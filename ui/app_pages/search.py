@@ -1,4 +1,5 @@
-"""Search: free text, or "more like this study", in a grid of result cards. The URL holds the whole search."""
+"""Search: free text, example studies ("more like these", thumbs up / down on results), or "similar to this study",
+in a grid of result cards. The URL holds the whole search."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import streamlit as st
 
 from catalog import casesets, studies
 from search.errors import BadQuery, UnknownStudy
+from search.examples import Examples
 from search.fusion import DEFAULT_MODE
 from ui import results, state, widgets
 from ui.urlstate import K_CHOICES, MODES, SearchState
@@ -39,6 +41,7 @@ def _seed_from_url(options: studies.FilterOptions) -> None:
     widgets.seed({f"{P}query": search.query, f"{P}mode": search.mode, f"{P}k": search.k,
                   **widgets.filter_widget_values(search.filters, options, P)}, force=True)
     st.session_state[f"{P}similar"] = search.similar_to
+    st.session_state[f"{P}like"], st.session_state[f"{P}unlike"] = list(search.like), list(search.unlike)
 
 
 def _use_example() -> None:
@@ -50,6 +53,20 @@ def _use_example() -> None:
 
 def _text_search() -> None:
     st.session_state[f"{P}similar"] = None
+
+
+def _feedback(study_id: int, positive: bool) -> None:
+    """Thumbs up / down on a result: it becomes a positive / negative example of the search."""
+    like, unlike = st.session_state.setdefault(f"{P}like", []), st.session_state.setdefault(f"{P}unlike", [])
+    for group in (like, unlike):
+        if study_id in group:
+            group.remove(study_id)
+    (like if positive else unlike).append(study_id)
+    st.session_state[f"{P}similar"] = None
+
+
+def _clear_examples() -> None:
+    st.session_state[f"{P}like"], st.session_state[f"{P}unlike"] = [], []
 
 
 def _show_similar(study_id: int) -> None:
@@ -77,13 +94,16 @@ search = SearchState(
     k=st.session_state[f"{P}k"],
     similar_to=st.session_state.get(f"{P}similar"),
     filters=filters,
+    like=tuple(st.session_state.get(f"{P}like") or ()),
+    unlike=tuple(st.session_state.get(f"{P}unlike") or ()),
 )
 params = search.to_params()
 st.query_params.from_dict(params)
 st.session_state["_search_url"] = _normalised(params)
 st.session_state["_search_last"] = search
 
-if search.similar_to is None and not search.query:
+by_example = search.similar_to is None and bool(search.like or search.unlike)
+if search.similar_to is None and not search.query and not by_example:
     st.info("Type what you are looking for, in the words of a report, or pick an example. Filters are in the "
             "sidebar; the address bar keeps the search, so you can bookmark or share it.", icon=":material/info:")
     st.stop()
@@ -110,6 +130,23 @@ if search.similar_to is not None:
     state.audit_once("search", (search, exclude), "similar", query=f"similar to study #{search.similar_to}",
                      filters=filters.to_json(), n_results=len(hits), detail=f"k={search.k}")
     terms = ""
+elif by_example:
+    head, back = st.columns([5, 1.3], vertical_alignment="center")
+    back.button("Clear examples", icon=":material/close:", on_click=_clear_examples)
+    try:
+        examples = Examples(like=search.like, unlike=search.unlike)
+        head.markdown(f"**Search by example** · {examples.describe()}"
+                      + (f" · with “{search.query}”" if search.query else ""))
+        hits = results.example_hits(engine, key, search.query, search.mode, search.k, filters, search.like,
+                                    search.unlike, role)
+    except (BadQuery, UnknownStudy) as exc:
+        st.warning(str(exc), icon=":material/edit_note:")
+        st.stop()
+    state.audit_once("search", search, "search", query=" · ".join(p for p in (search.query, examples.describe())
+                                                                   if p),
+                     filters=filters.to_json(), n_results=len(hits), detail=f"mode={search.mode} k={search.k} "
+                     "by example")
+    terms = search.query
 else:
     try:
         hits = results.text_hits(engine, key, search.query, search.mode, search.k, filters, role)
@@ -132,4 +169,5 @@ with state.db() as session:
 for start in range(0, len(hits), COLUMNS):
     for column, hit in zip(st.columns(COLUMNS), hits[start : start + COLUMNS], strict=False):
         with column:
-            widgets.result_card(hit, role=role, query=terms, case_sets=sets, on_similar=_show_similar)
+            widgets.result_card(hit, role=role, query=terms, case_sets=sets, on_similar=_show_similar,
+                                on_feedback=None if search.similar_to is not None else _feedback)

@@ -11,7 +11,7 @@ from catalog.facts import facts_record
 from search import previews, privacy
 from search.errors import SearchError
 from search.filters import Filters
-from search.understanding import facts_rows
+from search.understanding import SHORT, facts_rows
 from ui import results, state, widgets
 from ui.highlight import escape_markdown
 
@@ -67,6 +67,29 @@ def _report(detail: studies.StudyDetail) -> None:
         for paragraph in detail.report_text.split("\n"):
             if paragraph.strip():
                 st.markdown(escape_markdown(paragraph))
+
+
+def _model_reading(detail: studies.StudyDetail) -> None:
+    """The images' calibrated per-finding probabilities beside what the report says of each finding."""
+    st.subheader("Model reading")
+    engine, reason = state.engine_or_reason()
+    if engine is None:
+        st.caption(reason)
+        return
+    probs = engine.image_probabilities(detail.study_id)
+    if probs is None:
+        st.caption("This study has no embedding yet: run `cmr index` to include it.")
+        return
+    said = (facts_record(detail.facts) or {}).get("findings", {}) if detail.facts is not None else {}
+    rows = []
+    for finding, p in probs.items():
+        report = said.get(finding, "not mentioned" if detail.report_text else "no report")
+        disagree = (report == "absent" and p >= 0.5) or (report == "present" and p < 0.5)
+        rows.append((SHORT.get(finding, finding.replace("_", " ")), f"{p:.2f}", report, "⚠" if disagree else ""))
+    st.dataframe(pd.DataFrame(rows, columns=["finding", "images", "report", ""]), hide_index=True,
+                 width="stretch")
+    st.caption("Images: the model's probability of each finding, calibrated on this archive's reports. ⚠: the "
+               "images lean the other way from the report (the Report QA page ranks such studies).")
 
 
 def _neighbours(detail: studies.StudyDetail, role: str) -> None:
@@ -145,4 +168,5 @@ with side:
     if detail.series:
         st.caption("Series: " + "; ".join(
             f"{s.view.upper()} {s.description or ''} ({s.n_slices} × {s.n_phases})" for s in detail.series))
+    _model_reading(detail)
 _neighbours(detail, role)
