@@ -147,6 +147,26 @@ class ReportFactsRow(Base):
     report: Mapped[Report] = relationship(back_populates="facts")
 
 
+class ReportVersion(Base):
+    """Every version of a report the RIS sent (HL7 ORU, FHIR DiagnosticReport), kept for audit.
+
+    The ``reports`` row holds the version that wins: the newest by the RIS's own time (``observed_at``: OBR-22 /
+    MSH-7, FHIR ``issued``) among final, corrected and amended ones. A preliminary one counts only while no final
+    exists; a cancelled one is kept here and changes nothing.
+    """
+
+    __tablename__ = "report_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    accession: Mapped[str] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(16))  # hl7 | fhir
+    status: Mapped[str] = mapped_column(String(16))  # final | corrected | amended | preliminary | cancelled
+    observed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime, server_default=func.now())
+    applied: Mapped[bool] = mapped_column(Boolean, default=False)  # became the current report when received
+    text: Mapped[str] = mapped_column(Text)
+
+
 class IngestError(Base):
     __tablename__ = "ingest_errors"
 

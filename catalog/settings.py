@@ -70,11 +70,27 @@ class Settings(BaseSettings):
     pacs_backoff_s: float = 1.0
     pacs_modality: str = "MR"
     pacs_description_pattern: str = r"(?i)card|heart|herz|kardio|\bcmr\b|coronar|myocard|\bcine\b"
+    # DICOM push receiver (``cmr receive``, a C-STORE SCP): its AE title, the address and port it listens on
+    # (loopback unless told otherwise: set 0.0.0.0 where the PACS must reach it), the calling AE titles it accepts
+    # (comma-separated; empty: any), and the quiet time after a study's last instance that makes it complete.
+    receiver_ae_title: str = "CMRSEARCH"
+    receiver_host: str = "127.0.0.1"
+    receiver_port: int = 11112
+    receiver_allowed_callers: str = ""
+    receiver_quiet_s: float = 30.0
+    # HL7 v2 listener (``cmr receive --hl7-port``): reports as ORU^R01 over MLLP; loopback unless told otherwise.
+    hl7_host: str = "127.0.0.1"
+    hl7_port: int = 2575
     # De-identification on the way in (PS3.15 Annex E basic profile, retain patient characteristics).
     deidentify: bool = False
     deid_date_mode: Literal["shift", "year"] = "shift"
     deid_secret: str = ""
     deid_keep_mapping: bool = False
+
+    @property
+    def received_dir(self) -> Path:
+        """Where the DICOM receiver keeps instances: ``incoming/`` until a study is complete, then ``studies/``."""
+        return self.data_dir / "received"
 
     @property
     def clip_dir(self) -> Path:

@@ -337,9 +337,10 @@ def evaluate_cmd(
 
 def _register_commands() -> None:
     """Commands that live in their own modules (ingest, index/search, ui)."""
-    from cmr import cli_ingest, cli_search, cli_ui
+    from cmr import cli_ingest, cli_receive, cli_search, cli_ui
 
     cli_ingest.register(app)
+    cli_receive.register(app)
     cli_search.register(app)
     cli_ui.register(app)
 

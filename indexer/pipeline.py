@@ -142,7 +142,8 @@ class Ingest:
         scan = dict(salt=self.settings.pseudonym_salt, strict=self.settings.dicom_strict, workers=self.workers,
                     progress=progress)  # fmt: skip
         if self.area is None:
-            summary.scan = scan_folder(self.db, self.source.local_root, **scan)
+            summary.scan = scan_folder(self.db, self.source.local_root, source=self.source.kind,
+                                       source_ref=self.source.ref, **scan)
             return
         pending = self.area.pending_scan()
         if pending:

@@ -222,12 +222,12 @@ def import_reports(db: sessionmaker, rows: Iterable[ReportRow | RowProblem], *, 
                 report_date=item.report_date,
             ))
         session.flush()
-        _store_facts(session, [(r.id, r.text) for r in reports])
+        store_facts(session, [(r.id, r.text) for r in reports])
         counts.imported = len(latest)
     return counts
 
 
-def _store_facts(session, reports: list[tuple[int, str]]) -> None:
+def store_facts(session, reports: list[tuple[int, str]]) -> None:
     """Read the facts of these reports (``cmrclip.language``) and store them with the report."""
     from cmrclip.language import extract_many
 
@@ -246,6 +246,6 @@ def backfill_facts(db: sessionmaker) -> int:
             todo = reports_needing_facts(session, FACTS_VERSION, limit=FACTS_BATCH)
             if not todo:
                 return done
-            _store_facts(session, todo)
+            store_facts(session, todo)
         done += len(todo)
         log.info("report facts read: %d", done)

@@ -29,7 +29,10 @@ def free_port() -> int:
 class OrthancServer:
     """Start, stop and restart one Orthanc process; its storage survives a restart."""
 
-    def __init__(self, folder: Path, *, users: dict[str, str] | None = None):
+    def __init__(self, folder: Path, *, users: dict[str, str] | None = None,
+                 modalities: dict[str, list] | None = None):
+        """``modalities``: DICOM peers Orthanc may send to (name -> [AE title, host, port]); with them its DICOM
+        server is on."""
         self.folder = Path(folder)
         self.port = free_port()
         self.users = users or {}
@@ -40,8 +43,9 @@ class OrthancServer:
             "StorageDirectory": str(self.folder / "storage"),
             "IndexDirectory": str(self.folder / "storage"),
             "HttpPort": self.port,
-            "DicomServerEnabled": False,
+            "DicomServerEnabled": bool(modalities),
             "DicomPort": free_port(),
+            "DicomModalities": modalities or {},
             "RemoteAccessAllowed": False,
             "AuthenticationEnabled": bool(self.users),
             "RegisteredUsers": self.users,
