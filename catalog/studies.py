@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
@@ -141,6 +142,25 @@ def study_details(session: Session, study_ids: Sequence[int]) -> list[StudyDetai
 def study_detail(session: Session, study_id: int) -> StudyDetail | None:
     found = study_details(session, [study_id])
     return found[0] if found else None
+
+
+@dataclass(frozen=True)
+class SeriesFrames:
+    """One series' ordered frames as the catalog references them: ``[path, slice, phase, frame number]``."""
+
+    view: str
+    series_number: int
+    description: str | None
+    n_slices: int
+    n_phases: int
+    frames: list[list[Any]]
+
+
+def series_frames(session: Session, study_id: int) -> list[SeriesFrames]:
+    """The series of a study with their frames (the native images behind the clips)."""
+    rows = session.scalars(select(Series).where(Series.study_id == study_id).order_by(Series.series_number))
+    return [SeriesFrames(s.view, s.series_number or 0, s.description, s.n_slices, s.n_phases, list(s.frames or []))
+            for s in rows]
 
 
 def study_by_uid(session: Session, study_uid: str) -> Study | None:

@@ -1,4 +1,5 @@
-"""``cmr receive`` (DICOM push, and HL7 reports over MLLP) and ``cmr reports`` (HL7 / FHIR report files)."""
+"""The hospital's systems in and out: ``cmr receive`` (DICOM push, HL7 reports over MLLP), ``cmr reports`` (HL7 /
+FHIR report files) and ``cmr kos`` (a case set back into the PACS as Key Object Selection documents)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from cmr.common import console, fail, ready_url, settings
+from cmr.common import audit, console, fail, ready_url, settings
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,54 @@ def reports(
                   f"{counts.rejected} rejected (see `cmr errors`)")
 
 
+def kos(
+    case_set: Annotated[str, typer.Argument(help="The case set's name.")],
+    out: Annotated[Path | None, typer.Option(help="Also write the KOS files into this folder.")] = None,
+    stow: Annotated[bool, typer.Option(help="Store them to the PACS (STOW-RS to settings pacs_url).")] = True,
+    url: Annotated[str | None, typer.Option(help="DICOMweb base URL (default: settings pacs_url).")] = None,
+) -> None:
+    """Send a case set back into the PACS as teaching files: one Key Object Selection document per study, titled
+    "For Teaching" (IHE TCE), stored with STOW-RS. Clinician role only (a KOS carries the study's identity)."""
+    from catalog import casesets
+    from catalog.db import session_scope
+    from indexer.kos import KosError, case_set_kos, store, write
+    from indexer.sources.dicomweb import DicomWebSource
+    from indexer.sources.dicomweb_config import PacsConfig
+    from search import privacy
+
+    s = settings()
+    if not privacy.is_clinician(s.role):
+        fail("case sets go back to the PACS only from a clinician instance: a KOS carries the study's identity "
+             "(researcher exports stay de-identified: CSV or ZIP from the UI)")
+    target = url or s.pacs_url
+    if stow and not target:
+        fail("no PACS: set CMR_PACS_URL (or pass --url), or use --no-stow --out DIR")
+    if not stow and out is None:
+        fail("nothing to do: give --out DIR, or store to the PACS")
+    db_url = ready_url()
+    with session_scope(db_url) as session:
+        found = [c for c in casesets.list_case_sets(session) if c.name == case_set.strip()]
+        if not found:
+            fail(f"no case set named {case_set!r}")
+        try:
+            documents = case_set_kos(session, found[0].id)
+        except KosError as exc:
+            fail(str(exc))
+    if out is not None:
+        write(documents, out)
+    stored = 0
+    if stow:
+        try:
+            stored = store(documents, DicomWebSource(target, PacsConfig.from_settings(s)).client)
+        except Exception as exc:  # HTTP errors of the PACS: one line, no traceback
+            fail(f"the PACS refused the KOS documents ({type(exc).__name__}: {str(exc)[:200]})")
+    audit(db_url, "export", query=f"case set {found[0].id} as KOS", n_results=len(documents),
+          detail=f"cli kos stow={stow} out={'yes' if out else 'no'}")
+    console.print(f"{len(documents)} KOS documents ({sum(d.n_references for d in documents)} instances referenced)"
+                  + (f", {stored} stored to the PACS" if stow else "") + (f", written to {out}" if out else ""))
+
+
 def register(app: typer.Typer) -> None:
     app.command("receive")(receive)
     app.command("reports")(reports)
+    app.command("kos")(kos)

@@ -10,10 +10,15 @@ study is one array, float16, intensity-normalised to roughly [0, 1], resampled t
 - ``lge_lax``  ``[L, H, W]``     1..3 late-enhancement long-axis images
 
 A missing view is simply absent from the file. ``T == CLIP_FRAMES`` for every cine.
+
+Beside it, ``<clip>.crop.json`` holds the heart centre the crop was taken around (patient coordinates, mm) and the
+crop's side (``CROP_MM``), so the Study page can draw the model's crop on the native images.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +31,7 @@ CLIP_SIZE = 64
 CLIP_SPACING_MM = 2.5
 SAX_LEVELS = 3
 LGE_LAX_MAX = 3
+CROP_MM = CLIP_SIZE * CLIP_SPACING_MM  # side of the square every clip is cropped to, in mm
 
 
 def clip_path(cache_dir: Path, study_uid: str, version: str) -> Path:
@@ -49,3 +55,25 @@ def load_clip(path: Path) -> dict[str, np.ndarray]:
     """Read a study's clips; raises FileNotFoundError when the cache has no file for it."""
     with np.load(Path(path)) as data:
         return {k: data[k] for k in data.files}
+
+
+def crop_path(clip: Path) -> Path:
+    return Path(clip).with_suffix(".crop.json")
+
+
+def save_crop(clip: Path, center: np.ndarray) -> None:
+    """Record the heart centre a study's clips were cropped around (atomically, beside the clip file)."""
+    path = crop_path(clip)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"center_mm": [float(v) for v in center], "size_mm": CROP_MM}))
+    os.replace(tmp, path)
+
+
+def load_crop(clip: Path | None) -> np.ndarray | None:
+    """The heart centre of a study's crop (patient coordinates, mm), or None when not recorded."""
+    if clip is None or not crop_path(clip).is_file():
+        return None
+    try:
+        return np.array(json.loads(crop_path(clip).read_text())["center_mm"], dtype=np.float64)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

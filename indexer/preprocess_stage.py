@@ -13,7 +13,7 @@ from tqdm import tqdm
 from catalog.errors import clear_errors, record_error
 from catalog.models import Study, StudyState
 from catalog.studies import studies_to_preprocess
-from cmrclip.clips import clip_path, save_clip
+from cmrclip.clips import clip_path, save_clip, save_crop
 from indexer.clips.preprocess import PREPROCESS_VERSION, ClipResult, SeriesInput, make_clips
 from indexer.pool import process_pool
 
@@ -25,6 +25,8 @@ def _job(study_id: int, study_uid: str, series: list[SeriesInput], out: str) -> 
         result = make_clips(series)
         if result.views:
             save_clip(Path(out), result.views)
+            if result.center is not None:
+                save_crop(Path(out), result.center)
         return study_id, result
     except Exception as exc:  # recorded against the study; the batch goes on
         return study_id, f"{type(exc).__name__}: {exc}"

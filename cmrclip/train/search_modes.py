@@ -196,9 +196,11 @@ def by_example(
     holdout_site: str | None = None,
 ) -> list[dict[str, Any]]:
     """Query by example against the diagnosis' words: per diagnosis, precision@k over unseen studies (test split
-    and held-out site) of its plain-language query ("text"), of ``n`` example studies with that diagnosis drawn
-    from the training split ("n-shot", the mean over ``episodes`` draws), and of the text with 3 examples; plus
-    the mean row. Examples are studies a user already knows; only unseen studies are searched and counted."""
+    and held-out site) of its plain-language query ("text": understood, every report visible; "text, video only":
+    the query's embedding against the video index alone, what examples compete with), of ``n`` example studies
+    with that diagnosis drawn from the training split ("n-shot", the mean over ``episodes`` draws), and of the text
+    with 3 examples; plus the mean row. Examples are studies a user already knows; only unseen studies are
+    searched and counted."""
     from search.examples import Examples
 
     uid_of, splits = _splits(engine, holdout_site)
@@ -219,8 +221,11 @@ def by_example(
         if len(pool) < max(shots):
             continue
         query = prompts[name].query
+        video_only = ranked_ids(engine, query, "video", k, np.zeros(0, np.int64), False, allowed=evaluated)
         row: dict[str, Any] = {"diagnosis": name, "query": query,
-                               "text": precision(engine.query(query, k=k, among=evaluated), name)}
+                               "text": precision(engine.query(query, k=k, among=evaluated), name),
+                               "text, video only": sum(has_diagnosis(truth[uid_of[i]], name) for i in video_only
+                                                       if uid_of.get(i) in truth) / k}
         for n in (*shots, "text+3"):
             values = []
             for _ in range(episodes):

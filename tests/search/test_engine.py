@@ -237,6 +237,6 @@ def test_evaluate_by_example_draws_training_examples(sqlite_url, tmp_path):
     rows = by_example(engine, truth, shots=(1, 3), episodes=2, diagnoses=("normal", "dilated_cardiomyopathy"),
                       holdout_site="site_a")
     assert [r["diagnosis"] for r in rows] == ["normal", "dilated_cardiomyopathy", "mean"]
-    assert set(rows[0]) == {"diagnosis", "query", "text", "1-shot", "3-shot", "text+3"}
+    assert set(rows[0]) == {"diagnosis", "query", "text", "text, video only", "1-shot", "3-shot", "text+3"}
     assert all(0.0 <= r[c] <= 1.0 for r in rows for c in ("text", "1-shot", "3-shot", "text+3"))
     assert "| mean |" in examples_table(rows, 10)

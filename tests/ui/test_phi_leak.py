@@ -296,7 +296,15 @@ def _browser_surfaces(role: str, env: dict, log_path: Path) -> dict[str, str]:
             for sid in ids:
                 page.goto(f"{base}/study?study={sid}")
                 page.get_by_role("heading", name="Nearest neighbours", exact=True).first.wait_for()
+                page.get_by_text(re.compile(r"^\d+ × \d+ pixels")).first.wait_for()  # the native cines
                 grab(f"study {sid}")
+            if role == "clinician":  # the README's picture of the Study page: native cines, the model's crop drawn
+                page.goto(f"{base}/study?study={ids[0]}")
+                page.get_by_text(re.compile(r"^\d+ × \d+ pixels")).first.wait_for()
+                page.get_by_text("Show the model's crop").click()
+                page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden")
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(log_path.parent / "study_native.png"), full_page=True)
             page.goto(f"{base}/case_sets")
             page.locator('[data-testid="stSidebar"]').get_by_text(re.compile(rf"^{set_name} · \d+$")).click()
             page.get_by_role("heading", name=set_name, exact=True).first.wait_for()

@@ -1,4 +1,5 @@
-"""Study: every view playable, the full report, metadata, nearest neighbours, a link to the PACS viewer."""
+"""Study: every view playable (native images at the acquisition's frame rate, or the model's clips), the full
+report, report facts beside the model's reading, metadata, nearest neighbours, a link to the PACS viewer."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import streamlit as st
 
 from catalog import casesets, studies
 from catalog.facts import facts_record
-from search import previews, privacy
+from search import native, previews, privacy
 from search.errors import SearchError
 from search.filters import Filters
 from search.understanding import SHORT, facts_rows
@@ -41,7 +42,44 @@ def _frame_viewer(clip_path: str, label: str, seq: np.ndarray) -> None:
     st.image(previews.frame_png(seq, index), caption=f"{label} · {kind} {index + 1} of {len(seq)}")
 
 
+@st.cache_data(ttl=600, max_entries=8, show_spinner="Reading the native images…")
+def _native(study_id: int, clip_path: str | None) -> list[native.NativeCine]:
+    with state.db() as session:
+        series = studies.series_frames(session, study_id)
+    return native.native_cines(series, native.crop_center(clip_path))
+
+
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def _native_gif(study_id: int, clip_path: str | None, index: int, show_crop: bool) -> bytes:
+    return _native(study_id, clip_path)[index].gif(show_crop=show_crop)
+
+
+def _native_views(detail: studies.StudyDetail) -> bool:
+    """The acquisition's cines, every pixel at its frame rate; False when none of the files can be read."""
+    cines = _native(detail.study_id, detail.clip_path)
+    if not cines:
+        return False
+    show_crop = st.toggle("Show the model's crop", key="native_crop",
+                          help="The square the model's 64-pixel clips are cut from (around the heart it located)")
+    for index, (tab, cine) in enumerate(zip(st.tabs([c.label for c in cines]), cines, strict=True)):
+        with tab:
+            t, h, w = cine.frames.shape
+            spacing = f" · {cine.spacing_mm[0]:.2f} mm/pixel" if cine.spacing_mm else ""
+            st.image(_native_gif(detail.study_id, detail.clip_path, index, show_crop),
+                     caption=f"{w} × {h} pixels{spacing} · {t} frames at {cine.frame_ms:.0f} ms")
+            if show_crop and cine.crop is None:
+                st.caption("No crop recorded for this study (preprocessed before crops were kept).")
+    return True
+
+
 def _views(detail: studies.StudyDetail) -> None:
+    if st.segmented_control("Images", ("Native", "Model clips"), default="Native", key="images_kind",
+                            help="Native: the acquisition as stored. Model clips: the 64-pixel crops the model "
+                                 "sees.") != "Model clips":
+        if _native_views(detail):
+            return
+        st.caption("The native images of this study cannot be read here (files moved or not on this server); "
+                   "showing the model's clips.")
     sequences = _sequences(detail.clip_path)
     if not sequences:
         st.warning("The cines of this study are not available: its clip file is missing or it was not "
