@@ -134,9 +134,11 @@ class FactTable:
             has = (self.lge & _bit(p, LGE_PATTERNS)) != 0
             ok = ~lge_absent & has
             out.append(Check(f"LGE {p}", "lge", ("lge_present", True), _tri(ok, lge_absent | (~has & (self.lge != 0)))))
+        vessel_named = (self.places & sum(_bit(v, PLACES) for v in VESSELS)) != 0
         for t in q.territories:
             ok = (self.places & _bit(t, PLACES)) != 0
-            ok |= (self.walls & _bit(MAIN_WALL.get(t, t), PLACES)) != 0
+            by_wall = (self.walls & _bit(MAIN_WALL.get(t, t), PLACES)) != 0
+            ok |= (by_wall & ~vessel_named) if t in MAIN_WALL else by_wall  # a named vessel decides
             bad = ~ok & ((self.places != 0) | lge_absent)
             out.append(Check(f"territory {t}", "territory", ("lge_present", True), _tri(ok, bad)))
         return out

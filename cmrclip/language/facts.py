@@ -448,6 +448,8 @@ def territory_matches(wanted: str, facts: ReportFacts) -> bool:
     """A wall or coronary territory asked for, against the walls and territories a report names."""
     if wanted in facts.territories:
         return True
+    if wanted in MAIN_WALL and any(t in MAIN_WALL for t in facts.territories):
+        return False  # the report names another vessel: that decides, not a wall two territories share
     walls = facts.walls()
     if wanted in MAIN_WALL:
         return MAIN_WALL[wanted] in walls

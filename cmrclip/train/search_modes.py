@@ -49,7 +49,8 @@ NUMERIC_QUERIES: tuple[tuple[str, Any], ...] = (
      lambda t: has_finding(t, "lv_hypertrophy") and (_num(t, "lvef") or 0) >= 50),
 )
 TERRITORY_QUERIES: tuple[tuple[str, Any], ...] = (
-    ("subendocardial LGE in the LAD territory", lambda t: str(t.get("territory", "")).upper() == "LAD"),
+    ("subendocardial LGE in the LAD territory", lambda t: str(t.get("territory", "")).upper() == "LAD"
+     and "subendo" in str(t.get("lge_pattern", "")).lower()),
     ("inferior wall infarct", lambda t: str(t.get("territory", "")).upper() == "RCA"),
     ("lateral wall scar", lambda t: str(t.get("territory", "")).upper() == "LCX"),
     ("mid-wall LGE", lambda t: "mid" in str(t.get("lge_pattern", "")).lower()),
@@ -147,7 +148,8 @@ def precision_at_k(
                   for q, d in RARE_QUERIES if d in present]
     rows = []
     for name, query, is_relevant in cases:
-        row: dict[str, Any] = {"diagnosis": name, "query": query}
+        relevant = sum(1 for i in evaluated.tolist() if uid_of.get(i) in truth and is_relevant(truth[uid_of[i]]))
+        row: dict[str, Any] = {"diagnosis": name, "query": query, "relevant": relevant}
         for mode, negation in variants:
             if mode == "understood":
                 hits = engine.query(query, k=min(4 * k, 1000), among=evaluated, hidden_reports=withheld)
@@ -272,8 +274,9 @@ def _label(mode: str, negation: bool) -> str:
 def markdown_table(rows: list[dict], k: int, withhold: float) -> str:
     """The precision table as Markdown, one row per query and a mean per group."""
     labels = [_label(m, n) for m, n in VARIANTS]
-    lines = [f"precision@{k}, {withhold:.0%} of reports withheld", "",
-             "| diagnosis | query | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
-    lines += [f"| {r['diagnosis']} | {r['query']} | " + " | ".join(f"{r[lab]:.2f}" for lab in labels) + " |"
-              for r in rows]
+    lines = [f"precision@{k}, {withhold:.0%} of reports withheld; relevant: how many unseen studies are relevant (with "
+             f"fewer than {k}, the best precision is relevant/{k})", "",
+             "| diagnosis | query | relevant | " + " | ".join(labels) + " |", "|---|---|---|" + "---|" * len(labels)]
+    lines += [f"| {r['diagnosis']} | {r['query']} | {r.get('relevant', '')} | "
+              + " | ".join(f"{r[lab]:.2f}" for lab in labels) + " |" for r in rows]
     return "\n".join(lines)
