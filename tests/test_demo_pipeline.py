@@ -56,25 +56,28 @@ def demo(tmp_path_factory) -> tuple[str, dict[str, str], dict[str, dict[str, str
     return commands[-1], env, truth
 
 
-def _search(demo: tuple[str, dict[str, str], dict[str, dict[str, str]]], query: str) -> list[str]:
+def _search(demo: tuple[str, dict[str, str], dict[str, dict[str, str]]], query: str) -> list[dict[str, str]]:
     command, env, truth = demo
     assert f'"{QUERY}"' in command
     hits = json.loads(_run(command.replace(f'"{QUERY}"', f'"{query}"') + " --json", env))
     assert [h["rank"] for h in hits] == [1, 2, 3, 4, 5]
-    return [truth[h["study_uid"]]["conditions"] for h in hits]
+    return [truth[h["study_uid"]] for h in hits]
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
-def test_demo_query_returns_dilated_cardiomyopathy_first(demo):
-    conditions = _search(demo, QUERY)
-    assert "dilated_cardiomyopathy" in conditions[0], conditions
-    assert sum("dilated_cardiomyopathy" in c for c in conditions) >= 4, conditions
+def test_demo_query_returns_dilated_poorly_contracting_ventricles(demo):
+    """The demo's query asks for two findings (whatever the diagnosis: DCM, myocarditis, a large infarct)."""
+    from cmrclip.train.ground_truth import has_finding
+
+    hits = _search(demo, QUERY)
+    wanted = [has_finding(t, "lv_dilation") and has_finding(t, "lv_systolic_dysfunction") for t in hits]
+    assert wanted[0] and sum(wanted) >= 4, [t["conditions"] for t in hits]
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
 def test_demo_diagnosis_query(demo):
-    conditions = _search(demo, "dilated cardiomyopathy")
+    conditions = [t["conditions"] for t in _search(demo, "dilated cardiomyopathy")]
     assert "dilated_cardiomyopathy" in conditions[0], conditions
     assert sum("dilated_cardiomyopathy" in c for c in conditions) >= 4, conditions
