@@ -9,13 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from cmrclip.inference import encode_text_list
+from cmrclip.language.lexicon import FINDINGS as FINDINGS  # one list of findings: prompts, reports, queries
 from cmrclip.model import CMRClip
 
 PROMPTS_FILE = Path(__file__).with_name("prompts.json")
-FINDINGS: tuple[str, ...] = (
-    "lv_dilation", "lv_systolic_dysfunction", "lv_hypertrophy", "rv_dilation", "rv_systolic_dysfunction",
-    "lge_present", "regional_wall_motion_abnormality", "pericardial_effusion",
-)
 DIAGNOSES: tuple[str, ...] = (
     "normal", "dilated_cardiomyopathy", "hypertrophic_cardiomyopathy", "prior_infarction", "myocarditis",
     "amyloidosis", "rv_dilation", "pericardial_effusion",

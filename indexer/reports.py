@@ -21,34 +21,20 @@ from sqlalchemy.orm import sessionmaker
 from catalog.errors import clear_errors, record_error
 from catalog.facts import put_facts, reports_needing_facts
 from catalog.reports import upsert_report
+from cmrclip.language.pipeline import HEADING, SECTION_HEADINGS
 from indexer.dicom.headers import parse_date
 
 log = logging.getLogger(__name__)
 
 # Version of the facts read from report text (cmrclip.language): raise it when the rules change, and the
 # facts of every report are read again by `cmr db upgrade` (backfill_facts).
-FACTS_VERSION = "1"
+FACTS_VERSION = "2"
 FACTS_BATCH = 500
 
 # Column names seen in RIS exports, per field.
 ACCESSION_COLUMNS = ("accession", "accession_number", "accessionnumber", "acc", "acc_no")
 TEXT_COLUMNS = ("report_text", "text", "report", "report_body", "body")
 DATE_COLUMNS = ("report_date", "date", "signed_date", "finalized")
-
-# Section headings as radiologists write them; group name = section.
-SECTION_HEADINGS = {
-    "impression": r"impression|conclusions?|summary|opinion|assessment|final diagnosis|diagnosis|comment",
-    "findings": r"findings|results|report|description",
-    "indication": r"indications?|clinical (?:history|information|details|indication)|history|reason for (?:study|exam)",
-    "technique": r"technique|protocol|sequences|procedure",
-    "comparison": r"comparison|prior studies?",
-    "recommendation": r"recommendations?|advice|plan",
-}
-_HEADING = re.compile(
-    r"^[ \t]*(?P<head>" + "|".join(f"(?P<{k}>{v})" for k, v in SECTION_HEADINGS.items()) + r")[ \t]*(?::|-|\n|$)",
-    re.IGNORECASE | re.MULTILINE,
-)
-
 
 @dataclass(frozen=True)
 class ReportRow:
@@ -76,7 +62,7 @@ class ReportImport:
 
 def split_sections(text: str) -> dict[str, str]:
     """Section name → text, for the headings found; the same section twice is joined."""
-    matches = list(_HEADING.finditer(text))
+    matches = list(HEADING.finditer(text))
     sections: dict[str, str] = {}
     for i, m in enumerate(matches):
         name = next(k for k in SECTION_HEADINGS if m.group(k))

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from cmrclip.clips import MODEL_VIEWS, VIEWS  # noqa: F401 (the views a filter may name, for the UI)
+from cmrclip.clips import MODEL_VIEWS as MODEL_VIEWS  # the views a filter may name, re-exported for the UI
+from cmrclip.clips import VIEWS as VIEWS
 from search.errors import UnknownFilter
 
 

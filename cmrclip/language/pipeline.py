@@ -34,20 +34,24 @@ from spacy.util import compile_infix_regex, compile_prefix_regex, filter_spans
 
 from cmrclip.language.lexicon import lexicon
 
+# Section headings as radiologists write them (group name = section): the one table, also used by the report
+# import (``indexer.reports.split_sections``) to store the impression and findings.
 SECTION_HEADINGS = {
     "indication": r"indications?|clinical indications?|clinical (?:history|details|information|question)|history|"
     r"reason for (?:exam|examination|study|referral)|referral (?:reason|question)|clinical background|background",
     "technique": r"techniques?|protocol|sequences|methods?|procedure|contrast",
     "findings": r"findings|report|results|observations|description",
-    "impression": r"impressions?|conclusions?|summary|opinion|comments?|interpretation|diagnosis|assessment",
-    "comparison": r"comparison|prior studies|previous studies",
+    "impression": r"impressions?|conclusions?|summary|opinion|comments?|interpretation|final diagnosis|diagnosis|"
+    r"assessment",
+    "comparison": r"comparison|prior studies?|previous studies",
+    "recommendation": r"recommendations?|advice|plan",
 }
-_HEADING = re.compile(
+HEADING = re.compile(
     r"^[ \t]*(?:" + "|".join(f"(?P<{k}>{v})" for k, v in SECTION_HEADINGS.items()) + r")[ \t]*(?::|-(?=\s)|$)",
     re.I | re.M,
 )
-# Sections whose words are no statement about this study (the question asked, how it was scanned).
-NOT_FINDINGS = {"indication", "technique", "comparison"}
+# Sections whose words are no statement about this study (the question asked, how it was scanned, what to do next).
+NOT_FINDINGS = {"indication", "technique", "comparison", "recommendation"}
 
 CLAUSE_BREAKS = {",", ";", "but", "with", "whereas", "while", "although", "however", "though", "without", "(", ")",
                  "and/or", "except", "whilst", "plus", "-", "–"}
@@ -126,7 +130,7 @@ def sections_component(doc: Doc) -> Doc:
     text = doc.text
     starts = [t.idx for t in doc]
     marks = []
-    for m in _HEADING.finditer(text):
+    for m in HEADING.finditer(text):
         a, b = bisect_left(starts, m.start()), bisect_left(starts, m.end())
         marks.append((a, b, next(k for k in SECTION_HEADINGS if m.group(k))))
     out, pos, name = [], 0, "body"
