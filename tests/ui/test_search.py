@@ -120,3 +120,35 @@ def test_without_index_the_page_names_the_command(app, tmp_path, monkeypatch):
         assert "`cmr index`" in status.warning[0].value
     finally:
         get_settings.cache_clear()
+
+
+def test_thumbs_refine_the_search_by_example(clinician, app, user):
+    at = _search(app(), "dilated left ventricle")
+    ups = [b for b in at.button if (b.key or "").startswith("up_")]
+    downs = [b for b in at.button if (b.key or "").startswith("down_")]
+    assert len(ups) == len(downs) == 12
+    liked = ups[0].key.removeprefix("up_")
+    ups[0].click()
+    at.run()
+    disliked = next(b for b in at.button if (b.key or "").startswith("down_")).key.removeprefix("down_")
+    at.button(key=f"down_{disliked}").click()
+    at.run()
+    assert_clean(at)
+    listed = {k: v if isinstance(v, list) else [v] for k, v in at.query_params.items()}
+    assert listed["like"] == [liked] and listed["unlike"] == [disliked]
+    assert any(f"like #{liked}; unlike #{disliked}" in m.value for m in at.markdown)
+    shown = " ".join(_cards(at))
+    assert f"Study #{liked} " not in shown + " " and f"Study #{disliked} " not in shown + " ", "examples not returned"
+    assert audit_rows(user, "search")[0].query == f"dilated left ventricle · like #{liked}; unlike #{disliked}"
+    at.button(key=next(b.key for b in at.button if "Clear examples" in (b.label or ""))).click()
+    at.run()
+    assert "like" not in at.query_params and len(_cards(at)) == 12
+
+
+def test_examples_from_the_url_alone(clinician, app, engine_data):
+    at = app(like=[str(engine_data.study_ids[0]), str(engine_data.study_ids[1])])
+    assert_clean(at)
+    assert any("Search by example" in m.value for m in at.markdown)
+    assert len(_cards(at)) == 10  # 12 studies, the 2 examples left out
+    bad = app(like="999999")
+    assert any("#999999" in w.value for w in bad.warning)

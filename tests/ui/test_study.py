@@ -57,3 +57,19 @@ def test_no_or_unknown_study(clinician, app):
     at = app(page="study", study="99999")
     assert_clean(at)
     assert "not in the catalog" in at.warning[0].value
+
+
+def test_study_page_shows_the_model_reading_beside_the_report(clinician, app, engine_data):
+    at = app(page="study", study=str(engine_data.study_ids[0]))
+    assert_clean(at)
+    assert any(s.value == "Model reading" for s in at.subheader)
+    table = next(d for d in at.dataframe if list(d.value.columns)[:3] == ["finding", "images", "report"])
+    assert len(table.value) == 8 and all(0.0 <= float(p) <= 1.0 for p in table.value["images"])
+
+
+def test_report_qa_page_lists_or_says_none_and_is_audited(clinician, app, user):
+    at = app(page="qa")
+    assert_clean(at)
+    assert at.title[0].value == "Report QA"
+    assert at.info or any("confidence" in m.value for m in at.markdown)
+    assert audit_rows(user, "qa")
