@@ -56,6 +56,11 @@ def test_create_fill_reorder_note_and_export(clinician, app, user, engine_data):
     assert_clean(at)
     assert {e.study_id: e.note for e in _entries("HCM teaching (test)")}[c] == "look at the septum"
 
+    # query by example from the set: a link to the search with every study as a positive example
+    links = [str(x.proto) for x in at.get("page_link")]
+    more = next(x for x in links if "Find more like these" in x)
+    assert all(f"like={sid}" in more for sid in (a, b, c)), more
+
     # exports: no file exists (nor is served at /media) before the user asks; asking audits, then offers it
     assert not at.get("download_button") and not audit_rows(user, "export")
     at.button(key="cs_prepare_CSV").click().run()
