@@ -180,6 +180,8 @@ if cases:  # query by example: the whole case set as the positive examples of a 
     st.page_link("app_pages/search.py", label="Find more like these", icon=":material/manage_search:",
                  query_params={"like": [str(e.study_id) for e, _ in cases][:MAX_EXAMPLES]},
                  help="Search the archive with these studies as examples; refine with thumbs up / down")
+    if privacy.is_clinician(role):
+        st.caption(f"To file this set in the PACS as teaching files (KOS, IHE TCE): `cmr kos \"{current.name}\"`")
 _manage(current)
 if not cases:
     st.info("This case set is empty. Add studies from the search results or a study page.", icon=":material/info:")
