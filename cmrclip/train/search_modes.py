@@ -256,12 +256,14 @@ def examples_table(rows: list[dict], k: int) -> str:
 
 def planted_errors_found(engine: Engine, truth: Mapping[str, Mapping[str, Any]], *, k: int = 20) -> dict[str, Any]:
     """How many of the discrepancy list's top ``k`` (``Engine.discrepancies``) are reports with a planted error
-    (the phantom's ``report_error``), against how many the archive holds."""
+    (the phantom's ``report_error``) listed under the finding the error is about, against how many the archive
+    holds."""
     uid_of, _ = _splits(engine, None)
     listed = engine.discrepancies(k=k)
     planted = {uid for uid, t in truth.items() if t.get("report_error")}
     hits = [(uid_of.get(h.study_id), d) for h, d in listed]
-    found = [(uid, d) for uid, d in hits if uid in planted]
+    # a planted error counts when the list names its finding (not another finding of the same study)
+    found = [(uid, d) for uid, d in hits if uid in planted and truth[uid]["report_error"].split(":")[-1] == d.finding]
     return {"k": k, "listed": len(listed), "planted_in_top": len(found), "planted_in_archive": len(planted),
             "found": [f"{truth[uid]['report_error']} -> {d.finding} ({d.report}, images {d.image_probability:.2f})"
                       for uid, d in found]}
