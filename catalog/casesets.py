@@ -55,6 +55,11 @@ def list_case_sets(session: Session) -> list[CaseSetInfo]:
     return [CaseSetInfo(c.id, c.name, c.description, c.owner, int(n or 0)) for c, n in session.execute(stmt)]
 
 
+def find(session: Session, name: str) -> CaseSetInfo | None:
+    """The case set of this name (surrounding spaces ignored, as names are stored), or None."""
+    return next((c for c in list_case_sets(session) if c.name == name.strip()), None)
+
+
 def create(session: Session, name: str, description: str | None = None, owner: str | None = None) -> int:
     case_set = CaseSet(name=_check_name(session, name), description=description or None, owner=owner)
     session.add(case_set)

@@ -123,11 +123,11 @@ def kos(
         fail("nothing to do: give --out DIR, or store to the PACS")
     db_url = ready_url()
     with session_scope(db_url) as session:
-        found = [c for c in casesets.list_case_sets(session) if c.name == case_set.strip()]
-        if not found:
+        found = casesets.find(session, case_set)
+        if found is None:
             fail(f"no case set named {case_set!r}")
         try:
-            documents = case_set_kos(session, found[0].id)
+            documents = case_set_kos(session, found)
         except KosError as exc:
             fail(str(exc))
     if out is not None:
@@ -138,7 +138,7 @@ def kos(
             stored = store(documents, DicomWebSource(target, PacsConfig.from_settings(s)).client)
         except Exception as exc:  # HTTP errors of the PACS: one line, no traceback
             fail(f"the PACS refused the KOS documents ({type(exc).__name__}: {str(exc)[:200]})")
-    audit(db_url, "export", query=f"case set {found[0].id} as KOS", n_results=len(documents),
+    audit(db_url, "export", query=f"case set {found.id} as KOS", n_results=len(documents),
           detail=f"cli kos stow={stow} out={'yes' if out else 'no'}")
     console.print(f"{len(documents)} KOS documents ({sum(d.n_references for d in documents)} instances referenced)"
                   + (f", {stored} stored to the PACS" if stow else "") + (f", written to {out}" if out else ""))

@@ -179,10 +179,10 @@ def _examples(url: str, like: list[str], unlike: list[str], like_set: str | None
     positives = [number(r) for r in like]
     if like_set is not None:
         with session_scope(url) as session:
-            found = [c for c in casesets.list_case_sets(session) if c.name == like_set.strip()]
-            if not found:
+            found = casesets.find(session, like_set)
+            if found is None:
                 fail(f"no case set named {like_set!r} (the UI's Case sets page lists them)")
-            members = [e.study_id for e in casesets.entries(session, found[0].id)]
+            members = [e.study_id for e in casesets.entries(session, found.id)]
         if not members:
             fail(f"case set {like_set!r} is empty")
         positives += members

@@ -54,13 +54,9 @@ def _headers(session: Session, study_id: int) -> list[Dataset]:
     return headers
 
 
-def case_set_kos(session: Session, case_set_id: int) -> list[KosDocument]:
+def case_set_kos(session: Session, case_set: casesets.CaseSetInfo) -> list[KosDocument]:
     """One KOS per study of the case set, in the set's order; raises ``KosError``."""
-    found = [c for c in casesets.list_case_sets(session) if c.id == case_set_id]
-    if not found:
-        raise KosError(f"no case set {case_set_id}")
-    case_set = found[0]
-    entries = casesets.entries(session, case_set_id)
+    entries = casesets.entries(session, case_set.id)
     if not entries:
         raise KosError(f"case set {case_set.name!r} is empty")
     known = {d.study_id for d in study_details(session, [e.study_id for e in entries])}

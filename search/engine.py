@@ -248,21 +248,26 @@ class Engine:
             out = {}
             for kind in kinds:
                 index = snapshot.indexes[kind]
-                inside = index.contains(ids)
-                found = dict(zip(ids[inside].tolist(), index.vectors(ids[inside]), strict=True)) if inside.any() \
-                    else {}
-                rest = ids[~inside]
-                if len(rest):
-                    stored_ids, stored = catalog_vectors.vectors_of(session, self.meta.hash, kind, rest.tolist())
-                    found.update(zip(np.asarray(stored_ids).tolist(), stored, strict=True))
+                found = self._embeddings(session, index, ids.tolist())
 
-                def stack(group: tuple[int, ...], found=found, kind=kind) -> np.ndarray:
+                def stack(group: tuple[int, ...], found=found, dim=index.dim) -> np.ndarray:
                     rows_ = [found[i] for i in group if i in found]
-                    return np.stack(rows_).astype(np.float32) if rows_ else np.zeros((0, snapshot.indexes[kind].dim),
-                                                                                     np.float32)
+                    return np.stack(rows_).astype(np.float32) if rows_ else np.zeros((0, dim), np.float32)
 
                 out[kind] = (stack(examples.like), stack(examples.unlike))
         return out
+
+    def _embeddings(self, session: Session, index: VectorIndex, ids: list[int]) -> dict[int, np.ndarray]:
+        """The embeddings of these studies in ``index``'s kind: from the loaded index, else from the vector store
+        (embedded since the build); a study with neither is left out."""
+        asked = np.array(ids, dtype=np.int64)
+        inside = index.contains(asked)
+        found = dict(zip(asked[inside].tolist(), index.vectors(asked[inside]), strict=True)) if inside.any() else {}
+        rest = asked[~inside]
+        if len(rest):
+            stored_ids, stored = catalog_vectors.vectors_of(session, self.meta.hash, index.kind, rest.tolist())
+            found.update(zip(np.asarray(stored_ids).tolist(), stored, strict=True))
+        return found
 
     def understand(self, text: str):
         """How the engine reads a query (``cmrclip.language.ParsedQuery``)."""
@@ -321,15 +326,10 @@ class Engine:
             denied = np.array([study_id], dtype=np.int64)
             if exclude_same_patient:
                 denied = np.union1d(denied, catalog_studies.ids_of_patient(session, patient_key))
-            video = self._current().indexes["video"]
-            if video.contains(np.array([study_id], dtype=np.int64))[0]:
-                vector = video.vectors(np.array([study_id]))[0]
-            else:
-                ids, vectors = catalog_vectors.vectors_of(session, self.meta.hash, "video", [study_id])
-                if len(ids) == 0:
-                    raise UnknownStudy(f"study {study_uid} has no embedding yet: run `cmr index`")
-                vector = vectors[0]
-        return self._ranked({"video": vector}, k, filters, denied_extra=denied)
+            found_vectors = self._embeddings(session, self._current().indexes["video"], [study_id])
+            if study_id not in found_vectors:
+                raise UnknownStudy(f"study {study_uid} has no embedding yet: run `cmr index`")
+        return self._ranked({"video": found_vectors[study_id]}, k, filters, denied_extra=denied)
 
     def scores_for(self, text: str, *, mode: str = DEFAULT_MODE, filters: Filters | None = None) -> list[Hit]:
         """Every allowed study scored against ``text``, best first (cohort building: threshold ``score``).

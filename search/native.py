@@ -76,7 +76,7 @@ def _window(images: list[np.ndarray], first: pydicom.Dataset) -> np.ndarray:
     return np.clip((shown - lo) / max(hi - lo, 1e-6) * 255.0, 0, 255).astype(np.uint8)
 
 
-def _frame_ms(headers: Sequence[pydicom.Dataset], n: int) -> float:
+def _frame_ms(headers: Sequence[pydicom.Dataset]) -> float:
     times = [float(h.TriggerTime) for h in headers if "TriggerTime" in h and h.TriggerTime not in (None, "")]
     steps = np.diff(times) if len(times) == len(headers) else np.array([])
     if len(steps) and np.median(steps) > 0:
@@ -84,8 +84,8 @@ def _frame_ms(headers: Sequence[pydicom.Dataset], n: int) -> float:
     first = headers[0]
     if "FrameTime" in first and first.FrameTime:
         return float(first.FrameTime)
-    if "HeartRate" in first and first.HeartRate and n > 1:
-        return 60_000.0 / float(first.HeartRate) / n
+    if "HeartRate" in first and first.HeartRate and len(headers) > 1:
+        return 60_000.0 / float(first.HeartRate) / len(headers)
     return DEFAULT_FRAME_MS
 
 
@@ -130,7 +130,7 @@ def native_cine(series: SeriesFrames, crop_center: np.ndarray | None = None) -> 
     spacing = tuple(float(v) for v in first.PixelSpacing) if "PixelSpacing" in first else None
     label = LABELS.get(series.view, series.view.upper())
     return NativeCine(label=f"{label} · series {series.series_number}", frames=_window(images, first),
-                      frame_ms=_frame_ms(headers, len(headers)) * step, spacing_mm=spacing,
+                      frame_ms=_frame_ms(headers) * step, spacing_mm=spacing,
                       crop=_crop_box(first, crop_center))
 
 

@@ -126,6 +126,19 @@ def phantom_archive(base: Path, n_studies: int, seed: int) -> Path:
     return _ARCHIVES[key]
 
 
+def ingested_archive(base: Path, n_studies: int, seed: int) -> str:
+    """A phantom archive ingested (scanned, preprocessed) into a fresh SQLite catalog under ``base``; its URL."""
+    from indexer.pipeline import Ingest
+    from migrations.apply import upgrade
+
+    archive = phantom_archive(base, n_studies, seed)
+    settings = make_settings(Path(base) / "data")
+    url = settings.resolved_database_url()
+    upgrade(url)
+    Ingest.folder(settings, archive / "dicom", db_url=url).run(progress=False)
+    return url
+
+
 def archive_files(root: Path) -> list[Path]:
     return sorted(p for p in Path(root).rglob("*") if p.is_file())
 

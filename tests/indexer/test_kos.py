@@ -18,8 +18,6 @@ from catalog.db import session_scope
 from catalog.models import Study
 from catalog.studies import series_frames
 from indexer.kos import case_set_kos, store, write
-from indexer.pipeline import Ingest
-from migrations.apply import upgrade
 from tests.indexer import pacs_support
 
 DCIODVFY = shutil.which("dciodvfy") or str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "dciodvfy")
@@ -27,24 +25,19 @@ DCIODVFY = shutil.which("dciodvfy") or str(Path(__file__).resolve().parents[2] /
 
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
-    base = tmp_path_factory.mktemp("kos")
-    archive = pacs_support.phantom_archive(base, 2, seed=31)
-    settings = pacs_support.make_settings(base / "data")
-    url = settings.resolved_database_url()
-    upgrade(url)
-    Ingest.folder(settings, archive / "dicom", db_url=url).run(progress=False)
+    url = pacs_support.ingested_archive(tmp_path_factory.mktemp("kos"), 2, seed=31)
     with session_scope(url) as session:
         ids = [i for (i,) in session.execute(select(Study.id).order_by(Study.id))]
         set_id = casesets.create(session, "DCM teaching")
         for sid in ids:
             casesets.add_study(session, set_id, sid, "look at the septum")
-    return url, set_id, ids
+    return url, ids
 
 
 def test_kos_references_the_case_sets_studies_and_passes_dciodvfy(catalog, tmp_path):
-    url, set_id, ids = catalog
+    url, ids = catalog
     with session_scope(url) as session:
-        documents = case_set_kos(session, set_id)
+        documents = case_set_kos(session, casesets.find(session, "DCM teaching"))
         uids = {sid: session.get(Study, sid).study_uid for sid in ids}
         files = {sid: {f[0] for s in series_frames(session, sid) if s.view != "other" for f in s.frames}
                  for sid in ids}
@@ -78,9 +71,9 @@ def test_kos_references_the_case_sets_studies_and_passes_dciodvfy(catalog, tmp_p
 def test_kos_is_stored_in_orthanc_with_stow(catalog, tmp_path):
     from dicomweb_client.api import DICOMwebClient
 
-    url, set_id, ids = catalog
+    url, ids = catalog
     with session_scope(url) as session:
-        documents = case_set_kos(session, set_id)
+        documents = case_set_kos(session, casesets.find(session, "DCM teaching"))
     orthanc = pacs_support.OrthancServer(tmp_path / "orthanc")
     orthanc.start()
     try:
@@ -100,7 +93,7 @@ def test_cli_refuses_a_researcher_and_writes_files_for_a_clinician(catalog, tmp_
     from catalog.settings import get_settings
     from cmr.cli_receive import register
 
-    url, _, _ = catalog
+    url, _ = catalog
     app = typer.Typer()
     app.callback()(lambda: None)
     register(app)
@@ -114,7 +107,7 @@ def test_cli_refuses_a_researcher_and_writes_files_for_a_clinician(catalog, tmp_
     get_settings.cache_clear()
     done = CliRunner().invoke(app, ["kos", "DCM teaching", "--no-stow", "--out", str(tmp_path / "k")])
     assert done.exit_code == 0, done.output
-    assert sorted(p.name for p in (tmp_path / "k").iterdir()) == [f"study-{i}.dcm" for i in sorted(catalog[2])]
+    assert sorted(p.name for p in (tmp_path / "k").iterdir()) == [f"study-{i}.dcm" for i in sorted(catalog[1])]
     missing = CliRunner().invoke(app, ["kos", "no such set", "--no-stow", "--out", str(tmp_path / "k")])
     assert missing.exit_code != 0 and "no case set" in missing.output
     get_settings.cache_clear()

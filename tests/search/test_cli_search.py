@@ -44,6 +44,22 @@ def _one_line_error(result, *words: str) -> None:
         assert word in message
 
 
+def _indexed(app, env: str, tmp_path, prefix: str, n: int, batch: int, **per_study) -> list[int]:
+    """A migrated catalog with ``n`` studies ``<prefix>.<i>`` (clip files written; ``per_study`` maps a StudySpec
+    field to a function of i) embedded and indexed by ``cmr index``; returns their ids."""
+    from migrations.apply import upgrade
+
+    upgrade(env)
+    clips = tmp_path / "clips"
+    ids = add_studies(env, [
+        StudySpec(uid=f"{prefix}.{i}", clip_path=write_clip(clips, f"{prefix}.{i}", i),
+                  **{name: value(i) for name, value in per_study.items()})
+        for i in range(n)
+    ])
+    assert runner.invoke(app, ["index", "--batch-size", str(batch)]).exit_code == 0
+    return ids
+
+
 def test_bad_input_gives_one_line_error(app, env):
     from migrations.apply import upgrade
 
@@ -107,16 +123,9 @@ def test_index_then_search(app, env, tmp_path):
 def test_search_by_example_and_qa(app, env, tmp_path, monkeypatch):
     from catalog import audit, casesets
     from catalog.db import session_scope
-    from migrations.apply import upgrade
 
-    upgrade(env)
-    clips = tmp_path / "clips"
-    ids = add_studies(env, [
-        StudySpec(uid=f"6.{i}", clip_path=write_clip(clips, f"6.{i}", i), patient=f"p{i}",
-                  impression="dilated left ventricle. No LGE." if i % 2 else "normal study. No LGE.")
-        for i in range(6)
-    ])
-    assert runner.invoke(app, ["index", "--batch-size", "3"]).exit_code == 0
+    ids = _indexed(app, env, tmp_path, "6", 6, 3, patient=lambda i: f"p{i}",
+                   impression=lambda i: "dilated left ventricle. No LGE." if i % 2 else "normal study. No LGE.")
     result = runner.invoke(app, ["search", "--like", f"#{ids[0]}", "--like", str(ids[1]), "--unlike", str(ids[2]),
                                  "-k", "3", "--json"])
     assert result.exit_code == 0, result.output
@@ -150,16 +159,9 @@ def test_search_by_example_and_qa(app, env, tmp_path, monkeypatch):
 def test_researcher_json_holds_no_identifier_and_search_is_audited(app, env, tmp_path, monkeypatch):
     from catalog import audit
     from catalog.db import session_scope
-    from migrations.apply import upgrade
 
-    upgrade(env)
-    clips = tmp_path / "clips"
-    add_studies(env, [
-        StudySpec(uid=f"7.{i}", clip_path=write_clip(clips, f"7.{i}", i), age=88 + i,
-                  impression="dilated left ventricle" if i % 2 else "normal study")
-        for i in range(4)
-    ])
-    assert runner.invoke(app, ["index", "--batch-size", "2"]).exit_code == 0
+    _indexed(app, env, tmp_path, "7", 4, 2, age=lambda i: 88 + i,
+             impression=lambda i: "dilated left ventricle" if i % 2 else "normal study")
     monkeypatch.setenv("CMR_ROLE", "researcher")
     monkeypatch.setenv("CMR_USER", "dr-research")
     get_settings.cache_clear()
@@ -196,15 +198,9 @@ def test_search_fits_the_terminal_and_says_why(app, env, tmp_path, monkeypatch, 
     """In an 80-column terminal no line is wider than the terminal and no snippet is cut to a word per line;
     the JSON gives why and the report's facts; `cmr studies --json` gives facts too."""
     from cmr import common
-    from migrations.apply import upgrade
 
-    upgrade(env)
-    clips = tmp_path / "clips"
-    add_studies(env, [
-        StudySpec(uid=f"6.{i}", clip_path=write_clip(clips, f"6.{i}", i), impression=REPORTS[i % 4])
-        for i in range(6)
-    ])  # reports added without facts: the search's catalog upgrade reads them (backfill)
-    assert runner.invoke(app, ["index", "--batch-size", "3"]).exit_code == 0
+    # reports added without facts: the search's catalog upgrade reads them (backfill)
+    _indexed(app, env, tmp_path, "6", 6, 3, impression=lambda i: REPORTS[i % 4])
     monkeypatch.setattr(common.console, "width", width)
     result = runner.invoke(app, ["search", "dilated LV with EF around 25 percent", "-k", "4"])
     assert result.exit_code == 0, result.output

@@ -14,20 +14,13 @@ from catalog.db import session_scope
 from catalog.models import Study
 from catalog.studies import series_frames
 from cmrclip.clips import CROP_MM, crop_path
-from indexer.pipeline import Ingest
-from migrations.apply import upgrade
 from search.native import DEFAULT_FRAME_MS, crop_center, native_cine, native_cines
 from tests.indexer import pacs_support
 
 
 @pytest.fixture(scope="module")
 def ingested(tmp_path_factory):
-    base = tmp_path_factory.mktemp("native")
-    archive = pacs_support.phantom_archive(base, 2, seed=29)
-    settings = pacs_support.make_settings(base / "data")
-    url = settings.resolved_database_url()
-    upgrade(url)
-    Ingest.folder(settings, archive / "dicom", db_url=url).run(progress=False)
+    url = pacs_support.ingested_archive(tmp_path_factory.mktemp("native"), 2, seed=29)
     with session_scope(url) as session:
         study = session.query(Study).filter(Study.clip_path.isnot(None)).first()
         return url, study.id, study.clip_path
