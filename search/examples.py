@@ -55,15 +55,18 @@ def unit(vector: np.ndarray) -> np.ndarray:
     return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
 
 
+def _mean_of_units(rows: np.ndarray) -> np.ndarray:
+    """The mean of the rows scaled to unit length (an example's length does not weigh it)."""
+    return (rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)).mean(axis=0)
+
+
 def prototype(like: np.ndarray, unlike: np.ndarray | None = None) -> np.ndarray | None:
     """Rocchio's query from example vectors (rows); None when there is no positive example to start from."""
     if len(like) == 0:
         return None
-    rows = like / np.maximum(np.linalg.norm(like, axis=1, keepdims=True), 1e-12)
-    query = rows.mean(axis=0)
+    query = _mean_of_units(like)
     if unlike is not None and len(unlike):
-        neg = unlike / np.maximum(np.linalg.norm(unlike, axis=1, keepdims=True), 1e-12)
-        query = query - UNLIKE_WEIGHT * neg.mean(axis=0)
+        query = query - UNLIKE_WEIGHT * _mean_of_units(unlike)
     return unit(query)
 
 
@@ -74,8 +77,7 @@ def with_text(proto: np.ndarray | None, text: np.ndarray | None, unlike: np.ndar
     if proto is None:
         assert text is not None
         if unlike is not None and len(unlike):
-            neg = unlike / np.maximum(np.linalg.norm(unlike, axis=1, keepdims=True), 1e-12)
-            return unit(text - UNLIKE_WEIGHT * neg.mean(axis=0))
+            return unit(text - UNLIKE_WEIGHT * _mean_of_units(unlike))
         return unit(text)
     if text is None:
         return proto

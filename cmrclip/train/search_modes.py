@@ -211,9 +211,12 @@ def by_example(
     prompts = load_prompts()["diagnoses"]
     rng = np.random.default_rng(seed)
 
-    def precision(hits, name: str) -> float:
-        ids = [h.study_id for h in hits if uid_of.get(h.study_id) in truth]
+    def precision(ranked: list[int], name: str) -> float:
+        ids = [i for i in ranked if uid_of.get(i) in truth]
         return sum(has_diagnosis(truth[uid_of[i]], name) for i in ids[:k]) / k
+
+    def found(hits) -> list[int]:
+        return [h.study_id for h in hits]
 
     rows = []
     for name in diagnoses:
@@ -225,16 +228,15 @@ def by_example(
         query = prompts[name].query
         video_only = ranked_ids(engine, query, "video", k, np.zeros(0, np.int64), False, allowed=evaluated)
         row: dict[str, Any] = {"diagnosis": name, "query": query,
-                               "text": precision(engine.query(query, k=k, among=evaluated), name),
-                               "text, video only": sum(has_diagnosis(truth[uid_of[i]], name) for i in video_only
-                                                       if uid_of.get(i) in truth) / k}
+                               "text": precision(found(engine.query(query, k=k, among=evaluated)), name),
+                               "text, video only": precision(video_only, name)}
         for n in (*shots, "text+3"):
             values = []
             for _ in range(episodes):
                 like = tuple(int(i) for i in rng.choice(pool, 3 if n == "text+3" else n, replace=False))
                 text = query if n == "text+3" else ""
-                values.append(precision(engine.query(text, k=k, among=evaluated, examples=Examples(like=like)),
-                                        name))
+                hits = engine.query(text, k=k, among=evaluated, examples=Examples(like=like))
+                values.append(precision(found(hits), name))
             row[f"{n}-shot" if n != "text+3" else "text+3"] = float(np.mean(values))
         rows.append(row)
     if rows:
