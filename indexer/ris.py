@@ -38,7 +38,7 @@ from catalog.db import get_engine
 from catalog.errors import record_error
 from catalog.models import Report, ReportVersion
 from catalog.reports import upsert_report
-from indexer.reports import extract_impression, split_sections, store_facts
+from indexer.reports import decode_export, extract_impression, split_sections, store_facts
 
 log = logging.getLogger(__name__)
 
@@ -228,14 +228,17 @@ def import_files(url: str, files: Iterable[Path]) -> RisImport:
     db = sessionmaker(bind=get_engine(url), expire_on_commit=False)
     total = RisImport()
     for path in files:
-        raw = Path(path).read_bytes().decode("utf-8", errors="replace")
-        if Path(path).suffix.lower() == ".json":
+        decoded = decode_export(Path(path).read_bytes())  # HL7 files are often latin-1 / cp1252
+        items: list
+        if decoded is None:
+            items = [RisMessageError("the file is in no text encoding that could be recognised")]
+        elif Path(path).suffix.lower() == ".json":
             try:
-                items: list = list(fhir_reports(json.loads(raw)))
+                items = list(fhir_reports(json.loads(decoded[0])))
             except (json.JSONDecodeError, AttributeError) as exc:
                 items = [RisMessageError(f"not FHIR JSON ({type(exc).__name__})")]
         else:
-            items = [_try(parse_oru, m) for m in split_messages(raw)]
+            items = [_try(parse_oru, m) for m in split_messages(decoded[0])]
         got = import_reports(db, items, ref=Path(path).name)
         total.applied += got.applied
         total.kept_older += got.kept_older

@@ -137,6 +137,10 @@ def test_files_and_mllp_listener(sqlite_url, tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     got = import_files(sqlite_url, [hl7_file, fhir_file, tmp_path / "bad.json"])
     assert (got.applied, got.rejected) == (2, 2)
+    latin1 = tmp_path / "latin1.hl7"  # RIS files are often not UTF-8
+    latin1.write_bytes(oru("A404", ["Kleiner Perikarderguss, Größe 5 mm."]).encode("latin-1"))
+    assert import_files(sqlite_url, [latin1]).applied == 1
+    assert _current(sqlite_url, "A404")[0] == "Kleiner Perikarderguss, Größe 5 mm."
     listener = MllpListener(sqlite_url, host="127.0.0.1", port=0)
     listener.start()
     try:
