@@ -3,7 +3,7 @@
     .venv/bin/cmr synth --studies 24 --seed 3 --out /tmp/ph
     .venv/bin/python bench/realism.py --phantom /tmp/ph --real ../shared/realdata [--figure out.png]
 
-Both archives go through the product's own ingest (``indexer.ingest.ingest_folder`` into a throwaway SQLite
+Both archives go through the product's own ingest (``indexer.pipeline.ingest_folder`` into a throwaway SQLite
 catalog), so the SAX stacks and clips compared are exactly what training and search see.
 
 Part 1, per stack (mid-ventricular slices, three frames each, resampled to 1.5 mm): the LV blood pool is found
@@ -66,10 +66,7 @@ def load_stacks(root: Path, work: Path) -> list[Stack]:
     from catalog.db import session_scope
     from catalog.models import Study
     from cmrclip.clips import load_clip
-    try:
-        from indexer.pipeline import ingest_folder
-    except ImportError:  # the layout before issue 11
-        from indexer.ingest import ingest_folder
+    from indexer.pipeline import ingest_folder
     from migrations.apply import upgrade
 
     work.mkdir(parents=True, exist_ok=True)
