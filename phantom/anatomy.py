@@ -10,8 +10,10 @@ The heart has its own frame: ``a`` (long axis, base to apex), ``s`` (towards the
   that does not move after infarction); the wall thickens in systole so that myocardial volume is roughly
   conserved; the base descends towards the apex.
 * RV: an ellipsoid overlapping the LV septum, minus the LV, which leaves a crescent.
-* Atria, an aortic root in the plane of the three-chamber view, papillary muscles, epicardial fat,
-  pericardium and an optional effusion rim.
+* Trabeculae: strands in the outer layer of the LV cavity, fixed to the heart's own coordinates so that they
+  move with the wall; papillary muscles that move and thicken with it.
+* Atria, an aortic root in the plane of the three-chamber view, epicardial fat (thick in the grooves and over
+  the RV, a thin line over the LV free wall), pericardium and an optional effusion rim.
 
 Labels are evaluated at arbitrary points (the pixels of an image plane), so every view is a plane through
 the same heart. Volumes are integrated numerically from the same functions (see measure.py).
@@ -30,6 +32,7 @@ from phantom.tissues import Tissue
 BASE_FRACTION = 0.34  # base-to-equator distance as a fraction of the long semi-axis
 PAPILLARY = ((145.0, 4.5), (235.0, 5.0))  # (azimuth, radius mm)
 AORTA_LENGTH = 50.0  # mm of LVOT + aortic root modelled
+FAT_GROOVE = 2.2  # epicardial fat in the grooves, as a multiple of the heart's fat thickness
 
 
 def contraction(phase: float | np.ndarray, es_phase: float) -> np.ndarray:
@@ -110,6 +113,12 @@ class Heart:
         # place the heart: ``center`` is the LV mid-cavity point on the long axis at end-diastole
         self.origin = np.asarray(center, dtype=float) - self.axes[0] * self.mid_u
         self._rng_seed = int(rng.integers(0, 2**31))
+        # trabeculation: drawn from the heart's own seed, so every other draw of the study stays as it was
+        own = np.random.default_rng(self._rng_seed)
+        self.trab_depth = float(own.uniform(0.05, 0.22))  # share of the cavity radius the trabecular layer takes
+        self.trab_waves = [(int(own.integers(3, 25)), float(own.normal(0, 6)), float(own.uniform(0, 2 * np.pi)))
+                           for _ in range(8)]
+        self.trab_cut = float(own.uniform(0.1, 0.35))  # higher: sparser strands
 
     # ------------------------------------------------------------------ LV shape
     @property
@@ -323,7 +332,7 @@ class Heart:
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Local-frame box (lo, hi) that contains every heart structure at every phase."""
         rep = self.re0 + max(self.spec.wall_mm, self.spec.septal_mm)
-        m = self.spec.effusion_mm + self.fat_mm + 6.0
+        m = self.spec.effusion_mm + FAT_GROOVE * self.fat_mm + 6.0
         side = max(rep, self.rv_ax0[2], 0.45 * self.re0 + 45 * np.sin(self.ao_tilt) + 18) + m
         lo = np.array([-60.0 * self.spec.la_scale - 8, -max(rep, side) - 0 * m, -side])
         hi = np.array([self.apex_u + self.ta0 + m, self.rv_c0[1] + self.rv_ax0[1] + m, side])
@@ -376,7 +385,7 @@ class Heart:
         d_env = np.minimum(d_lv, d_rv)
         env_ok = u > g.ub - 14.0
         eff = self.spec.effusion_mm * prep.eff_weight(self) if self.spec.effusion_mm > 0 else 0.0
-        f1 = self.fat_mm
+        f1 = self.fat_mm * self._fat_weight(prep.theta, u, g)
         out[env_ok & (d_env < f1 + eff + 1.6)] = Tissue.PERICARDIUM
         if self.spec.effusion_mm > 0:
             out[env_ok & (d_env < f1 + eff)] = Tissue.EFFUSION
@@ -403,6 +412,7 @@ class Heart:
             for s, w in zip(self.spec.scars, prep.scar_windows, strict=True):
                 out[lv_wall & w & (depth >= s.depth_from - 0.02) & (depth <= s.depth_to + 0.02)] = Tissue.SCAR
         out[lv_blood] = Tissue.LV_BLOOD
+        out[self._trabeculae(prep, e_endo, lv_blood)] = Tissue.MYOCARDIUM
         for az, r in PAPILLARY:
             ctr_r = 0.72 * self.re0 * g.radial
             a = np.deg2rad(az)
@@ -422,6 +432,27 @@ class Heart:
         out[wall & (out != Tissue.ATRIAL_BLOOD)] = Tissue.VESSEL_WALL
         out[in_len & (perp2 < r**2)] = Tissue.AORTIC_BLOOD
         return out
+
+    def _fat_weight(self, theta: np.ndarray, u: np.ndarray, g: Phase) -> np.ndarray:
+        """Epicardial fat thickness factor: it fills the interventricular and atrioventricular grooves and covers
+        the RV free wall; over most of the LV free wall it is a thin line."""
+        groove = np.maximum(
+            np.exp(-((_ang_dist(theta, 60.0) / 20.0) ** 2)), np.exp(-((_ang_dist(theta, 300.0) / 20.0) ** 2))
+        )
+        groove = np.maximum(groove, 0.6 * np.exp(-((_ang_dist(theta, 0.0) / 35.0) ** 2)))
+        groove = np.maximum(groove, np.exp(-(((u - g.ub) / 10.0) ** 2)))
+        return (0.25 + (FAT_GROOVE - 0.25) * groove).astype(np.float32)
+
+    def _trabeculae(self, prep: PreparedPoints, e_endo: np.ndarray, lv_blood: np.ndarray) -> np.ndarray:
+        """Trabecular strands: the outer ``trab_depth`` of the cavity (deeper towards the apex), where an irregular
+        pattern fixed in the heart's own (azimuth, long-axis) coordinates is high; strands taper away from the wall.
+        Fixed to the heart, they move with the wall."""
+        th = np.deg2rad(prep.theta)
+        waves = self.trab_waves
+        pattern = sum(np.cos(k * th + a * prep.ufrac + ph) for k, a, ph in waves) / np.sqrt(len(waves))
+        depth = self.trab_depth * np.clip(prep.ufrac * 1.6, 0.3, 1.0)
+        inward = np.clip((1.0 - np.sqrt(e_endo)) / np.maximum(depth, 1e-3), 0.0, None)  # 0 at the wall, 1 at depth
+        return lv_blood & (inward < 1.0) & (pattern > self.trab_cut + 0.9 * inward) & (prep.ufrac > 0.15)
 
     def aorta_axis(self, g: Phase) -> tuple[np.ndarray, np.ndarray]:
         """Start point (local) and direction of the LVOT / aortic root axis."""

@@ -3,7 +3,7 @@
 The phantom's anatomy and motion carry the diagnosis; nothing about how tissues *look* may. So, as SynthSeg
 does for brain MRI (Billot et al., MedIA 2023), every study draws its own appearance, independent of its
 condition: per-tissue intensities around bSSFP / LGE values (log-normal jitter, and now and then far from them),
-texture inside tissues, trabeculation along the endocardium, a coil bias field, bSSFP off-resonance dark bands,
+texture inside tissues, a coil bias field, bSSFP off-resonance dark bands,
 flow voids in the blood pools, wrap-around, k-space truncation (Gibbs ringing and a random effective in-plane
 resolution, zero-filled back to the matrix as scanners do), complex Gaussian noise at a random SNR (so magnitude
 images are Rician) and, on some scanners, background masking of air to zero.
@@ -31,14 +31,14 @@ T = Tissue
 # contrast, so fat and fluid are bright, myocardium and muscle dark; values read off real cines).
 BSSFP: dict[Tissue, tuple[float, float]] = {
     T.AIR: (0.0, 0.0),
-    T.SUBCUT_FAT: (1.25, 0.2),
+    T.SUBCUT_FAT: (1.45, 0.2),
     T.MUSCLE: (0.3, 0.25),
     T.LUNG: (0.05, 0.45),
-    T.LIVER: (0.42, 0.25),
-    T.ABDOMEN: (0.5, 0.35),
+    T.LIVER: (0.38, 0.25),
+    T.ABDOMEN: (0.35, 0.35),
     T.BONE: (0.4, 0.3),
     T.CSF: (1.05, 0.15),
-    T.MEDIASTINUM: (1.0, 0.25),
+    T.MEDIASTINUM: (0.8, 0.3),
     T.VESSEL_BLOOD: (0.9, 0.2),
     T.LV_BLOOD: (1.0, 0.0),
     T.RV_BLOOD: (0.97, 0.06),
@@ -46,7 +46,7 @@ BSSFP: dict[Tissue, tuple[float, float]] = {
     T.AORTIC_BLOOD: (0.95, 0.1),
     T.MYOCARDIUM: (0.36, 0.2),
     T.SCAR: (0.36, 0.0),  # tied to MYOCARDIUM below: scar is invisible on cines
-    T.EPI_FAT: (1.1, 0.25),
+    T.EPI_FAT: (1.35, 0.2),
     T.PERICARDIUM: (0.12, 0.4),
     T.EFFUSION: (1.05, 0.15),
     T.VESSEL_WALL: (0.3, 0.3),
@@ -63,8 +63,8 @@ TEXTURE = {
     T.BONE: 0.2,
     T.MEDIASTINUM: 0.2,
     T.EPI_FAT: 0.15,
-    T.MYOCARDIUM: 0.08,
-    T.SCAR: 0.08,
+    T.MYOCARDIUM: 0.16,
+    T.SCAR: 0.16,
     T.LV_BLOOD: 0.04,
     T.RV_BLOOD: 0.05,
     T.ATRIAL_BLOOD: 0.06,
@@ -88,7 +88,6 @@ class Appearance:
     noise_factor: float  # multiplies the site's noise level
     blur_px: float  # in-plane point spread (Gaussian sigma, pixels)
     kspace: tuple[float, float]  # acquired fraction of k-space (phase rows, readout columns)
-    trabeculae: float  # depth of dark trabeculation along the endocardium (0..1)
     flow_void: float  # depth of systolic flow voids in the blood pools (0: none)
     banding: float  # depth of bSSFP off-resonance dark bands (0: none)
     wrap_prob: float  # chance that a series folds in tissue from outside the FOV
@@ -123,7 +122,6 @@ def draw_appearance(rng: np.random.Generator, site: dict) -> Appearance:
         noise_factor=float(np.exp(rng.normal(0.0, 0.35))),
         blur_px=float(rng.uniform(0.25, 0.8)),
         kspace=(float(rng.uniform(0.55, 1.0)), float(rng.uniform(0.7, 1.0))),
-        trabeculae=float(rng.uniform(0.15, 0.6)),
         flow_void=float(rng.uniform(0.2, 0.6)) if rng.random() < 0.4 else 0.0,
         banding=float(rng.uniform(0.4, 0.9)) if rng.random() < 0.35 else 0.0,
         wrap_prob=0.25 if rng.random() < 0.4 else 0.0,
@@ -186,24 +184,19 @@ def render_cine(
     margin: int = 0,
     spacing: float = 1.6,
 ) -> np.ndarray:
-    """Labels ``(F, H + 2 margin, W)`` to uint16 magnitude frames ``(F, H, W)`` with this study's appearance.
+    """Labels ``(S, F, H + 2 margin, W)`` to uint16 magnitude frames ``(F, H, W)`` with this study's appearance.
 
+    ``labels`` holds ``S`` sub-slices through the slice thickness: their signals are averaged, which is the
+    through-plane partial volume of a thick slice (walls cut obliquely blur into the blood and the fat).
     ``lut`` is the per-tissue intensity (blood ~1), ``bias`` the coil field on the same (extended) grid,
     ``noise`` the noise sigma relative to blood, ``margin`` the rows outside the FOV that fold back in.
     """
-    n_f, h, w = labels.shape
-    img = lut[labels]
+    labels = labels.reshape(-1, *labels.shape[-3:])
+    n_f, h, w = labels.shape[1:]
     tex = _smooth_field(rng, (h, w), app.texture_px)
-    img *= 1.0 + app.texture[labels] * tex
-    # lung vessels: sparse bright specks in the lung parenchyma
-    img += IS_LUNG[labels] * (0.5 * np.clip(_smooth_field(rng, (h, w), 0.9) - 1.8, 0, None))
-    blood = IS_BLOOD[labels]
-    if app.trabeculae > 0:
-        # trabeculae and small papillary strands: dark specks in the blood within a few mm of the end-diastolic
-        # wall (in systole they fold into the wall, where the darkening no longer applies to any blood)
-        near = gaussian_filter((labels[0] == T.MYOCARDIUM).astype(np.float32), 2.5 / spacing, truncate=2.0)
-        specks = (_smooth_field(rng, (h, w), 0.8) > 0.5).astype(np.float32)
-        img *= 1.0 - blood * (app.trabeculae * np.clip(3.0 * near, 0, 1) * specks)
+    specks = 0.5 * np.clip(_smooth_field(rng, (h, w), 0.9) - 1.8, 0, None)  # lung vessels in the parenchyma
+    img = np.mean([lut[sub] * (1.0 + app.texture[sub] * tex) + IS_LUNG[sub] * specks for sub in labels], axis=0)
+    blood = np.mean([IS_BLOOD[sub] for sub in labels], axis=0)
     if app.flow_void > 0 and phases is not None:
         # turbulent / through-plane flow: dark blotches in the pools around peak ejection
         void = np.clip(_smooth_field(rng, (h, w), 6.0 / spacing) - 0.8, 0, None)

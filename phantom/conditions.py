@@ -29,6 +29,10 @@ SEVERITIES = ["mild", "moderate", "severe"]
 CONDITION_WEIGHTS = {c: (1.6 if c == "normal" else 1.0) for c in CONDITIONS}
 # Share of effusion cases that co-occur with another condition.
 EFFUSION_COMORBID_PROB = 0.3
+# Share of RV dilatation from volume overload (shunt, tricuspid regurgitation): a large RV that still contracts
+# well, so RV size does not give RV function away; the rest are pressure-loaded, poorly contracting RVs.
+RV_VOLUME_LOAD_PROB = 0.4
+RV_VOLUME_LOAD_RVEF = (47.0, 57.0)
 
 NORMAL = {
     "lvedvi": (64, 88),
@@ -78,14 +82,14 @@ RANGES: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
     "myocarditis": {
         "mild": {"lvef": (56, 63)},
         "moderate": {"lvef": (50, 57)},
-        "severe": {"lvef": (38, 48), "lvedvi": (88, 104)},
+        "severe": {"lvef": (38, 48), "lvedvi": (80, 96)},  # a poorly contracting LV that is not dilated
         "_all": {"age": (17, 50), "hr": (65, 100)},
     },
-    "amyloidosis": {
-        "mild": {"wall": (14.0, 16.0), "lvef": (55, 62)},
-        "moderate": {"wall": (16.0, 18.5), "lvef": (45, 55)},
-        "severe": {"wall": (18.5, 22.0), "lvef": (34, 45), "rvef": (38, 48)},
-        "_all": {"lvedvi": (50, 72), "age": (58, 86), "hr": (60, 90), "sphericity": (0.48, 0.55)},
+    "amyloidosis": {  # the wall is not the severity: how thick it is says nothing of how well it contracts
+        "mild": {"lvef": (55, 62)},
+        "moderate": {"lvef": (40, 47)},
+        "severe": {"lvef": (30, 40), "rvef": (36, 43)},
+        "_all": {"wall": (14.0, 22.0), "lvedvi": (50, 72), "age": (58, 86), "hr": (60, 90), "sphericity": (0.48, 0.55)},
     },
     "rv_dilation": {
         "mild": {"rvedvi": (115, 128), "rvef": (38, 44)},
@@ -221,6 +225,8 @@ def build_case(rng: np.random.Generator, conditions: list[str], severity: str) -
         effusion_mm=_uniform(rng, ranges["effusion"]) if ranges["effusion"][1] > 0 else 0.0,
         la_scale=float(rng.uniform(0.9, 1.1)),
     )
+    if "rv_dilation" in conditions and rng.random() < RV_VOLUME_LOAD_PROB:
+        spec.rvef = _uniform(rng, RV_VOLUME_LOAD_RVEF)
     _add_lge(rng, spec, ranges)
     if "amyloidosis" in conditions:
         spec.rv_wall_mm = float(rng.uniform(5.5, 7.5))

@@ -196,6 +196,11 @@ FINDING_PHRASES = {
             "Impaired right ventricular systolic function.",
             "RV systolic function is {sev} reduced (RVEF {rvef} percent).",
         ],
+        "preserved": [
+            "RV systolic function is preserved (RVEF {rvef}%).",
+            "Preserved RV systolic function.",
+            "RV function normal, RVEF {rvef}%.",
+        ],
     },
     "lge": {
         False: [
@@ -300,10 +305,10 @@ DIAGNOSES = {
         "Features suggestive of infiltrative cardiomyopathy, likely amyloid.",
         "Cardiac amyloidosis.",
     ],
-    "rv_dilation": [
-        "Dilated and impaired right ventricle.",
-        "RV dilatation with systolic dysfunction, ?pulmonary hypertension.",
-        "Right ventricular dilatation and dysfunction.",
+    "rv_dilation": [  # function is the findings' to say: a volume-loaded RV still contracts well
+        "Dilated right ventricle.",
+        "RV dilatation, ?pulmonary hypertension.",
+        "Right ventricular dilatation.",
     ],
     "pericardial_effusion": ["{Size} pericardial effusion.", "Pericardial effusion without tamponade."],
 }

@@ -171,6 +171,8 @@ def write_report_and_truth(
         rv_parts.append(_pick(rng, ph["rv"]["dilated"]))
     if found["rv_systolic_dysfunction"]:
         rv_parts.append(_pick(rng, ph["rv"]["impaired"]))
+    elif said["rv_dilation"]:  # a volume-loaded RV: say that it still contracts
+        rv_parts.append(_pick(rng, ph["rv"]["preserved"]))
     if rv_parts:
         items.append((" ".join(rv_parts), True, "rv"))
     elif found["rv_dilation"]:  # a missed RV dilatation with normal RV function

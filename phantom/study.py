@@ -300,9 +300,11 @@ class StudyWriter:
         """Image a plane; ``margin`` rows beyond each edge of the FOV are imaged too and fold back in."""
         if margin:
             plane = plane.with_size(plane.rows + 2 * margin, plane.cols, plane.spacing)
-        labels = self.scene.labels(plane, phases, shift)
         if kind == "t1map":
-            return t1_map(labels, lut, self.render_rng)
+            return t1_map(self.scene.labels(plane, phases, shift), lut, self.render_rng)
+        # two sub-slices at +-1/4 of the slice thickness: the partial volume of a thick slice
+        quarter = plane.thickness / 4.0
+        labels = np.stack([self.scene.labels(plane, phases, shift + plane.normal * d) for d in (-quarter, quarter)])
         bias = bias_field(plane.points(), self.body, self.heart.point(self.heart.mid_u), self.bias, self.tilt)
         return render_cine(
             labels,

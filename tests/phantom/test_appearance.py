@@ -60,7 +60,7 @@ def test_a_scar_is_geometry_on_cines_not_intensity() -> None:
     for seed in range(6):
         rng = np.random.default_rng(seed)
         app = dataclasses.replace(draw_appearance(rng, SITES["site_b"]), noise_factor=0.01, blur_px=0.0,
-                                  kspace=(1.0, 1.0), trabeculae=0.0, banding=0.0, bias_poly=0.0)
+                                  kspace=(1.0, 1.0), banding=0.0, bias_poly=0.0)
         img = render_cine(labels, app.bssfp, app, np.ones(labels.shape[1:], np.float32), 1000.0, 0.02, rng)
         contrast = abs(float(app.bssfp[Tissue.LV_BLOOD] - app.bssfp[Tissue.MYOCARDIUM])) * 1000
         diff = abs(float(img[0][scar].mean()) - float(img[0][myo].mean()))

@@ -23,8 +23,9 @@ def test_condition_ranges(sev: str) -> None:
         assert m.lvef < 40 and m.lvedvi > 100 and f["lv_dilation"] and f["lv_systolic_dysfunction"]
         _, _, m, f = _case("hypertrophic_cardiomyopathy", sev, seed)
         assert m.lv_max_wall_mm >= 15 and m.lvef >= 60 and f["lv_hypertrophy"]
-        _, _, m, f = _case("rv_dilation", sev, seed)
-        assert (m.rvedvi > 110 or m.rvef < 40) and f["rv_dilation"] and f["rv_systolic_dysfunction"]
+        spec, _, m, f = _case("rv_dilation", sev, seed)
+        assert m.rvedvi > 110 and f["rv_dilation"]
+        assert f["rv_systolic_dysfunction"] == (spec.rvef < 45) and abs(m.rvef - spec.rvef) < 3
         spec, _, m, f = _case("prior_infarction", sev, seed)
         assert f["lge_present"] and f["regional_wall_motion_abnormality"] and spec.territory in ("LAD", "RCA", "LCx")
         _, _, m, f = _case("amyloidosis", sev, seed)
@@ -65,3 +66,16 @@ def test_every_condition_is_buildable() -> None:
         spec, heart, m, _ = _case(cond, sev, 100 + i)
         assert spec.conditions[0] == cond
         assert 5 < m.lvef < 85 and m.lv_mass > 40
+
+
+def test_function_is_not_given_away_by_size_or_wall() -> None:
+    """Motion findings must need motion: some dilated RVs contract well, some poorly; a severe amyloid heart's wall
+    is not thicker than a mild one's; a severe myocarditis has a poorly contracting LV that is not dilated."""
+    rv = [_case("rv_dilation", sev, seed)[3] for sev in SEVERITIES for seed in range(8)]
+    assert all(f["rv_dilation"] for f in rv)
+    assert 0 < sum(f["rv_systolic_dysfunction"] for f in rv) < len(rv)
+    walls = {sev: [_case("amyloidosis", sev, seed)[0].wall_mm for seed in range(8)] for sev in ("mild", "severe")}
+    assert min(walls["mild"]) < np.median(walls["severe"]) < max(walls["mild"])
+    for seed in range(3):
+        _, _, m, f = _case("myocarditis", "severe", seed)
+        assert f["lv_systolic_dysfunction"] and not f["lv_dilation"]
