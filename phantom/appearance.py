@@ -19,6 +19,7 @@ a scar has the myocardium's value, so a finding is visible in cines only through
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.fft as sfft
@@ -51,6 +52,16 @@ BSSFP: dict[Tissue, tuple[float, float]] = {
     T.EFFUSION: (1.05, 0.15),
     T.VESSEL_WALL: (0.3, 0.3),
     T.STOMACH: (0.6, 0.8),  # gas (dark) to fluid (bright)
+}
+# A site's look, as sites.py presets override it: myocardium signal factor (3T bSSFP has more blood-myocardium
+# contrast), acquired share of phase-encoding lines, and how often flow voids, off-resonance bands and air masking
+# appear (more of the first two at 3T; masking is a vendor default).
+SITE_LOOK: dict[str, Any] = {
+    "myocardium": 1.0,
+    "kspace_rows": (0.55, 1.0),
+    "flow_void_prob": 0.4,
+    "banding_prob": 0.35,
+    "background_mask_prob": 0.4,
 }
 FAR_PROB = 0.1  # share of studies whose cine contrast is drawn uniformly (SynthSeg-style), not around bSSFP
 # Texture: relative amplitude of a smooth random field inside each tissue.
@@ -97,10 +108,15 @@ class Appearance:
 
 
 def draw_appearance(rng: np.random.Generator, site: dict) -> Appearance:
-    """Draw a study's appearance from the site preset and ``rng`` only (never from the case)."""
+    """Draw a study's appearance from the site preset and ``rng`` only (never from the case).
+
+    The site's ``appearance`` preset (:data:`SITE_LOOK` keys) shifts the draws the way scanners of one vendor and
+    field strength share a look; every draw still spreads around it, so no site has one fixed appearance."""
+    look = {**SITE_LOOK, **site.get("appearance", {})}
     lut = np.zeros(N_TISSUES, dtype=np.float32)
     for tissue, (mean, spread) in BSSFP.items():
         lut[tissue] = mean * float(np.exp(rng.normal(0.0, spread))) if spread else mean
+    lut[T.MYOCARDIUM] *= look["myocardium"]
     if rng.random() < FAR_PROB:
         lut = rng.uniform(0.03, 1.5, N_TISSUES).astype(np.float32)
         lut[T.AIR] = 0.0
@@ -113,7 +129,6 @@ def draw_appearance(rng: np.random.Generator, site: dict) -> Appearance:
         tex[tissue] = amp
     tex *= float(rng.uniform(0.4, 1.6))
     tex[T.AIR] = 0.0
-    masked = site.get("background_mask_prob", 0.4)
     return Appearance(
         bssfp=lut,
         lge_jitter=np.exp(rng.normal(0.0, 0.15, N_TISSUES)).astype(np.float32),
@@ -121,11 +136,11 @@ def draw_appearance(rng: np.random.Generator, site: dict) -> Appearance:
         texture_px=float(rng.uniform(0.7, 2.0)),
         noise_factor=float(np.exp(rng.normal(0.0, 0.35))),
         blur_px=float(rng.uniform(0.25, 0.8)),
-        kspace=(float(rng.uniform(0.55, 1.0)), float(rng.uniform(0.7, 1.0))),
-        flow_void=float(rng.uniform(0.2, 0.6)) if rng.random() < 0.4 else 0.0,
-        banding=float(rng.uniform(0.4, 0.9)) if rng.random() < 0.35 else 0.0,
+        kspace=(float(rng.uniform(*look["kspace_rows"])), float(rng.uniform(0.7, 1.0))),
+        flow_void=float(rng.uniform(0.2, 0.6)) if rng.random() < look["flow_void_prob"] else 0.0,
+        banding=float(rng.uniform(0.4, 0.9)) if rng.random() < look["banding_prob"] else 0.0,
         wrap_prob=0.25 if rng.random() < 0.4 else 0.0,
-        background_mask=float(rng.uniform(1.5, 3.0)) if rng.random() < masked else 0.0,
+        background_mask=float(rng.uniform(1.5, 3.0)) if rng.random() < look["background_mask_prob"] else 0.0,
         bias_poly=float(rng.uniform(0.0, 0.35)),
         misregistration=float(np.exp(rng.normal(0.0, 0.5))),
     )

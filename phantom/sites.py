@@ -1,8 +1,9 @@
 """Site presets: scanner, protocol naming and acquisition settings that change together per hospital.
 
-Everything here is data. A preset is chosen per patient; values given as ``[lo, hi]`` are drawn uniformly
-per study, lists of strings are drawn from per series. Series descriptions deliberately vary inside a site
-(suffixes, numbering, case) and some are uninformative, so an indexer has to look at geometry too.
+Everything here is data (the ``appearance`` keys are ``phantom.appearance.SITE_LOOK``'s). A preset is chosen per
+patient; values given as ``[lo, hi]`` are drawn uniformly per study, lists of strings are drawn from per series.
+Series descriptions deliberately vary inside a site (suffixes, numbering, case) and some are uninformative, so an
+indexer has to look at geometry too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 SITES: dict[str, dict[str, Any]] = {
     "site_a": {
         "institution": "St. Elisabeth Klinikum",
+        "appearance": {"myocardium": 1.0, "kspace_rows": (0.6, 0.95), "flow_void_prob": 0.35, "banding_prob": 0.25,
+                       "background_mask_prob": 0.25},
         "station": "AWP45612",
         "manufacturer": "SIEMENS",
         "models": ["Avanto", "Aera", "Avanto_fit"],
@@ -52,6 +55,8 @@ SITES: dict[str, dict[str, Any]] = {
     },
     "site_b": {
         "institution": "Royal Brookfield Hospital",
+        "appearance": {"myocardium": 0.85, "kspace_rows": (0.7, 1.0), "flow_void_prob": 0.6, "banding_prob": 0.6,
+                       "background_mask_prob": 0.45},
         "station": "MR3T-CARDIO",
         "manufacturer": "Philips Medical Systems",
         "models": ["Ingenia", "Achieva", "Ingenia Elition X"],
@@ -89,6 +94,8 @@ SITES: dict[str, dict[str, Any]] = {
     },
     "site_c": {
         "institution": "Lakeside University Medical Center",
+        "appearance": {"myocardium": 1.05, "kspace_rows": (0.55, 0.85), "flow_void_prob": 0.3, "banding_prob": 0.2,
+                       "background_mask_prob": 0.7},
         "station": "GEMR15",
         "manufacturer": "GE MEDICAL SYSTEMS",
         "models": ["SIGNA Artist", "Optima MR450w", "SIGNA Explorer"],
