@@ -29,7 +29,7 @@ SITES: dict[str, dict[str, Any]] = {
         "transfer_syntax": {"cine": "explicit", "single": "explicit"},
         "noise": [0.035, 0.05],  # Rician sigma relative to blood signal
         "signal_scale": [900, 1300],  # stored value of fully relaxed blood
-        "bias": [0.25, 0.45],  # strength of the coil sensitivity field
+        "bias": [0.1, 0.3],  # strength of the coil sensitivity field left after the scanner's normalisation
         "pixel_spacing": [1.4, 1.9],
         "columns": [160, 176, 192],
         "row_fraction": [0.75, 0.8125, 0.875],  # rectangular FOV: rows = fraction * columns
@@ -68,7 +68,7 @@ SITES: dict[str, dict[str, Any]] = {
         "transfer_syntax": {"cine": "rle", "single": "rle"},
         "noise": [0.022, 0.035],
         "signal_scale": [1400, 2000],
-        "bias": [0.4, 0.7],
+        "bias": [0.2, 0.45],
         "pixel_spacing": [1.25, 1.75],
         "columns": [160, 176, 192],
         "row_fraction": [0.8, 0.875, 1.0],
@@ -107,7 +107,7 @@ SITES: dict[str, dict[str, Any]] = {
         "transfer_syntax": {"cine": "implicit", "single": "j2k"},
         "noise": [0.045, 0.065],
         "signal_scale": [600, 1000],
-        "bias": [0.2, 0.4],
+        "bias": [0.1, 0.25],
         "pixel_spacing": [1.5, 2.0],
         "columns": [160, 192],
         "row_fraction": [0.75, 1.0],
