@@ -81,3 +81,40 @@ def test_views_agree_on_the_same_heart() -> None:
         rel = center - plane.position
         i, j = int(round(rel @ plane.col_dir / plane.spacing)), int(round(rel @ plane.row_dir / plane.spacing))
         assert lab[i, j] == Tissue.LV_BLOOD
+
+
+def _local_grid(heart: Heart, step: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Patient points of a local (u, p, q) grid over the mid-ventricle, and the grid itself."""
+    u = np.arange(0.3, 0.8, 0.1) * heart.apex_u
+    g = np.arange(-60, 60, step) + step / 2
+    uu, pp, qq = np.meshgrid(u, g, g, indexing="ij")
+    loc = np.stack([uu.ravel(), pp.ravel(), qq.ravel()], axis=1)
+    return heart.to_patient(loc), loc
+
+
+def test_trabeculae_are_strands_at_the_wall_that_move_with_it(heart: Heart) -> None:
+    """Trabeculae sit in the outer layer of the cavity at every phase and follow the wall inwards in systole."""
+    from phantom.tissues import Tissue
+
+    pts, loc = _local_grid(heart)
+    prep = heart.prepare(pts)
+    rho = np.hypot(loc[prep.index, 1], loc[prep.index, 2])
+    radii = {}
+    for ph in (0.0, heart.es_phase):
+        lab = heart.labels(prep, ph)
+        blood = lab == Tissue.LV_BLOOD
+        strands = (lab == Tissue.MYOCARDIUM) & (rho < np.percentile(rho[blood], 99))
+        cavity = blood | strands
+        assert 0.01 < strands.sum() / cavity.sum() < 0.3  # strands, not a filled cavity
+        # strands lie in the outer part of the cavity: further out than most of its blood
+        assert np.median(rho[strands]) > np.percentile(rho[cavity], 60)
+        radii[ph] = np.median(rho[strands])
+    assert radii[heart.es_phase] < radii[0.0] - 2.0  # they move inwards with the wall
+
+
+def test_epicardial_fat_fills_the_grooves_not_the_lv_free_wall(heart: Heart) -> None:
+    g = heart.phase(0.0)
+    u = np.full(4, heart.mid_u)
+    groove = heart._fat_weight(np.array([60.0, 300.0]), u[:2], g)
+    free_wall = heart._fat_weight(np.array([180.0, 200.0]), u[2:], g)
+    assert groove.min() > 3 * free_wall.max()
