@@ -30,7 +30,7 @@ class TrainConfig:
     # passes over the training split; the learning-rate schedule always spans all of them
     epochs: int = 30
     # studies per step (clamped to the training split's size)
-    batch_size: int = 32
+    batch_size: int = 16
     # peak learning rate (AdamW, linear warm-up then cosine); the text transformer gets lr * text.lr_scale
     lr: float = 5e-4
     # seeds the model's initialisation, the epoch shuffles and every step's augmentation and dropout
