@@ -349,6 +349,7 @@ class Heart:
         theta = (np.degrees(np.arctan2(q, p)) % 360.0).astype(np.float32)
         ufrac = self._ufrac(u)
         fields = self._lv_fields(theta, ufrac)
+        fields.update(groove=self._groove(theta), trab=self._trab_pattern(theta, ufrac))
         scar_windows = [self._scar_window(s, theta, ufrac, u) for s in self.spec.scars]
         return PreparedPoints(near, loc, np.hypot(p, q).astype(np.float32), theta, ufrac, fields, scar_windows)
 
@@ -385,7 +386,7 @@ class Heart:
         d_env = np.minimum(d_lv, d_rv)
         env_ok = u > g.ub - 14.0
         eff = self.spec.effusion_mm * prep.eff_weight(self) if self.spec.effusion_mm > 0 else 0.0
-        f1 = self.fat_mm * self._fat_weight(prep.theta, u, g)
+        f1 = self.fat_mm * self._fat_weight(prep.fields["groove"], u, g)
         out[env_ok & (d_env < f1 + eff + 1.6)] = Tissue.PERICARDIUM
         if self.spec.effusion_mm > 0:
             out[env_ok & (d_env < f1 + eff)] = Tissue.EFFUSION
@@ -433,23 +434,31 @@ class Heart:
         out[in_len & (perp2 < r**2)] = Tissue.AORTIC_BLOOD
         return out
 
-    def _fat_weight(self, theta: np.ndarray, u: np.ndarray, g: Phase) -> np.ndarray:
-        """Epicardial fat thickness factor: it fills the interventricular and atrioventricular grooves and covers
-        the RV free wall; over most of the LV free wall it is a thin line."""
+    @staticmethod
+    def _groove(theta: np.ndarray) -> np.ndarray:
+        """0..1 by azimuth: the anterior and inferior interventricular grooves, and (less) over the RV."""
         groove = np.maximum(
             np.exp(-((_ang_dist(theta, 60.0) / 20.0) ** 2)), np.exp(-((_ang_dist(theta, 300.0) / 20.0) ** 2))
         )
-        groove = np.maximum(groove, 0.6 * np.exp(-((_ang_dist(theta, 0.0) / 35.0) ** 2)))
+        return np.maximum(groove, 0.6 * np.exp(-((_ang_dist(theta, 0.0) / 35.0) ** 2))).astype(np.float32)
+
+    @staticmethod
+    def _fat_weight(groove: np.ndarray, u: np.ndarray, g: Phase) -> np.ndarray:
+        """Epicardial fat thickness factor: it fills the interventricular grooves (``groove``) and the
+        atrioventricular groove at this phase's base and covers the RV; over most of the LV free wall it is a line."""
         groove = np.maximum(groove, np.exp(-(((u - g.ub) / 10.0) ** 2)))
         return (0.25 + (FAT_GROOVE - 0.25) * groove).astype(np.float32)
 
-    def _trabeculae(self, prep: PreparedPoints, e_endo: np.ndarray, lv_blood: np.ndarray) -> np.ndarray:
-        """Trabecular strands: the outer ``trab_depth`` of the cavity (deeper towards the apex), where an irregular
-        pattern fixed in the heart's own (azimuth, long-axis) coordinates is high; strands taper away from the wall.
-        Fixed to the heart, they move with the wall."""
-        th = np.deg2rad(prep.theta)
+    def _trab_pattern(self, theta: np.ndarray, ufrac: np.ndarray) -> np.ndarray:
+        """An irregular pattern fixed in the heart's own (azimuth, long-axis) coordinates; strands where it is high."""
+        th = np.deg2rad(theta)
         waves = self.trab_waves
-        pattern = sum(np.cos(k * th + a * prep.ufrac + ph) for k, a, ph in waves) / np.sqrt(len(waves))
+        return (sum(np.cos(k * th + a * ufrac + ph) for k, a, ph in waves) / np.sqrt(len(waves))).astype(np.float32)
+
+    def _trabeculae(self, prep: PreparedPoints, e_endo: np.ndarray, lv_blood: np.ndarray) -> np.ndarray:
+        """Trabecular strands: the outer ``trab_depth`` of the cavity (deeper towards the apex) where the heart's
+        pattern is high; strands taper away from the wall. Fixed to the heart, they move with the wall."""
+        pattern = prep.fields["trab"]
         depth = self.trab_depth * np.clip(prep.ufrac * 1.6, 0.3, 1.0)
         inward = np.clip((1.0 - np.sqrt(e_endo)) / np.maximum(depth, 1e-3), 0.0, None)  # 0 at the wall, 1 at depth
         return lv_blood & (inward < 1.0) & (pattern > self.trab_cut + 0.9 * inward) & (prep.ufrac > 0.15)

@@ -301,10 +301,10 @@ class StudyWriter:
         if margin:
             plane = plane.with_size(plane.rows + 2 * margin, plane.cols, plane.spacing)
         if kind == "t1map":
-            return t1_map(self.scene.labels(plane, phases, shift), lut, self.render_rng)
+            return t1_map(self.scene.labels(plane, phases, shift)[0], lut, self.render_rng)
         # two sub-slices at +-1/4 of the slice thickness: the partial volume of a thick slice
         quarter = plane.thickness / 4.0
-        labels = np.stack([self.scene.labels(plane, phases, shift + plane.normal * d) for d in (-quarter, quarter)])
+        labels = self.scene.labels(plane, phases, shift, depths=(-quarter, quarter))
         bias = bias_field(plane.points(), self.body, self.heart.point(self.heart.mid_u), self.bias, self.tilt)
         return render_cine(
             labels,

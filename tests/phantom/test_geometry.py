@@ -77,7 +77,7 @@ def test_views_agree_on_the_same_heart() -> None:
     w = StudyWriter(None, req, rng, UidSource(rng))  # type: ignore[arg-type]
     center = w.heart.point(w.heart.mid_u)
     for plane in [w.lax["4ch"], w.lax["2ch"]]:
-        lab = w.scene.labels(plane, [0.0])[0]
+        lab = w.scene.labels(plane, [0.0])[0, 0]
         rel = center - plane.position
         i, j = int(round(rel @ plane.col_dir / plane.spacing)), int(round(rel @ plane.row_dir / plane.spacing))
         assert lab[i, j] == Tissue.LV_BLOOD
@@ -115,6 +115,6 @@ def test_trabeculae_are_strands_at_the_wall_that_move_with_it(heart: Heart) -> N
 def test_epicardial_fat_fills_the_grooves_not_the_lv_free_wall(heart: Heart) -> None:
     g = heart.phase(0.0)
     u = np.full(4, heart.mid_u)
-    groove = heart._fat_weight(np.array([60.0, 300.0]), u[:2], g)
-    free_wall = heart._fat_weight(np.array([180.0, 200.0]), u[2:], g)
+    groove = heart._fat_weight(heart._groove(np.array([60.0, 300.0])), u[:2], g)
+    free_wall = heart._fat_weight(heart._groove(np.array([180.0, 200.0])), u[2:], g)
     assert groove.min() > 3 * free_wall.max()
