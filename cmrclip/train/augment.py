@@ -5,6 +5,9 @@ Two layers, split by what they cost on 2 CPU cores (measured per 16-frame 64 px 
 - *jitter*, on every series of every study, batched in torch (one ``grid_sample`` per view for rotation, zoom,
   shift and a small elastic warp; gain, gamma and Gaussian noise; a cine phase shift). A whole batch of 32
   studies costs a few tens of ms.
+- *what an archive holds*: some cines cut to 2-4 phases and resampled back as ingest resamples a short cine, and
+  some studies reduced to their short-axis stack (research exports often hold nothing else), so a model trained
+  on full phantom studies still reads a SAX-only study with ED/ES frames.
 - *MR artefacts* from TorchIO (bias field, ghosting, k-space spikes, noise, blur, gamma; motion and elastic
   deformation on LGE stills), each present series getting one with probability ``artefact_prob``. TorchIO works
   on one image at a time: bias field ~1.5 ms, noise 2, gamma 1.5, spike 6, ghosting 8, blur 8.5 ms per cine, but
@@ -49,8 +52,9 @@ class AugmentConfig:
     enabled: bool = True
     # largest in-plane rotation, degrees
     max_rotation_deg: float = 10.0
-    # zoom range (1 = none)
-    scale: tuple[float, float] = (0.9, 1.1)
+    # zoom range (1 = none). Kept small: clips are resampled to a fixed spacing so that size means millimetres, and
+    # a 10 % zoom moves a normal LV's cavity area past the dilatation threshold (LVEDVi 88 -> 100 is ~4 % in radius)
+    scale: tuple[float, float] = (0.97, 1.03)
     # largest translation, as a fraction of the frame side
     max_shift: float = 0.06
     # largest displacement of the smooth elastic warp, as a fraction of the frame side (0: none)
@@ -64,6 +68,12 @@ class AugmentConfig:
     # roll each cine by a random number of frames (the loop turns it off for the static variant, whose frame 0
     # must stay end-diastole)
     temporal_roll: bool = True
+    # share of cine series cut to 2-4 evenly spaced phases and resampled back to every frame, as ingest does with
+    # the short cines of research exports (end-diastole and end-systole only)
+    short_cine_prob: float = 0.1
+    # share of studies that keep their short-axis stack only (research archives and SAX-only exports); the other
+    # views are marked absent for that step
+    sax_only_prob: float = 0.1
     # probability that a present series gets one TorchIO MR artefact (0: none)
     artefact_prob: float = 0.1
     # relative weights of the artefacts (keys of ARTEFACTS); 0 turns one off
@@ -109,6 +119,35 @@ def _intensity(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) 
     gain = _uniform(x.shape[0], *cfg.intensity, generator).reshape(shape)
     noise = torch.randn(x.shape, generator=generator) * cfg.noise_std
     return x.clamp(min=0).pow(gamma) * gain + noise
+
+
+def _short_cines(x: torch.Tensor, prob: float, generator: torch.Generator) -> torch.Tensor:
+    """Cut some cines of ``[N, T, H, W]`` to k = 2..4 evenly spaced phases, then resample back to T frames linearly
+    over the periodic cycle (what ingest does to a short cine)."""
+    n, t = x.shape[:2]
+    hit = torch.rand(n, generator=generator) < prob
+    ks = torch.randint(2, 5, (n,), generator=generator)
+    out = x.clone()
+    for i in torch.nonzero(hit).flatten().tolist():
+        k = int(ks[i])
+        phases = x[i, (torch.arange(k) * t) // k]  # [k, H, W]
+        pos = torch.arange(t, dtype=torch.float32) * k / t
+        lo = pos.floor().long()
+        w = (pos - lo)[:, None, None]
+        out[i] = phases[lo % k] * (1 - w) + phases[(lo + 1) % k] * w
+    return out
+
+
+def _sax_only(batch: dict[str, torch.Tensor], prob: float, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Mark every view but the short-axis stack absent in a share of the studies that have one."""
+    present = batch["present"]
+    sax = MODEL_VIEWS.index("sax")
+    hit = (torch.rand(len(present), generator=generator) < prob) & present[:, sax]
+    if not bool(hit.any()):
+        return batch
+    keep = torch.zeros_like(present)
+    keep[:, sax] = True
+    return {**batch, "present": torch.where(hit[:, None], present & keep, present)}
 
 
 def _roll_frames(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -183,7 +222,7 @@ def augment_batch(
     """A new batch dict with every image view augmented (masks and counts are passed through)."""
     if not cfg.enabled:
         return batch
-    out = dict(batch)
+    out = dict(_sax_only(batch, cfg.sax_only_prob, generator) if "present" in batch else batch)
     for view, x in batch.items():
         if x.dtype != torch.float32:
             continue
@@ -191,6 +230,8 @@ def augment_batch(
         # Group so that one item = one series: a cine (all frames share the transform) or one still image.
         cine = view in CINE_VIEWS
         items = x.reshape(-1, x.shape[-3], *size) if cine else x.reshape(-1, 1, *size)
+        if cine and cfg.short_cine_prob > 0:
+            items = _short_cines(items, cfg.short_cine_prob, generator)
         if cine and cfg.temporal_roll:
             items = _roll_frames(items, generator)
         items = _artefacts(items, _series_present(batch, view, len(items) // len(x)), cine, cfg, generator)

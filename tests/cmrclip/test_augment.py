@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from cmrclip.batch import collate_studies
-from cmrclip.train.augment import ARTEFACTS, AugmentConfig, _artefacts, augment_batch
+from cmrclip.clips import MODEL_VIEWS
+from cmrclip.train.augment import ARTEFACTS, AugmentConfig, _artefacts, _short_cines, augment_batch
 from cmrclip.train.loop import _seed_step
 
 
@@ -54,7 +57,39 @@ def test_disabled_augmentation_passes_the_batch_through(batch):
 
 def test_static_variant_never_rolls_frames(batch):
     cfg = AugmentConfig(temporal_roll=False, artefact_prob=0.0, max_rotation_deg=0, scale=(1, 1), max_shift=0,
-                        elastic=0, gamma=(1, 1), intensity=(1, 1), noise_std=0)
+                        elastic=0, gamma=(1, 1), intensity=(1, 1), noise_std=0, short_cine_prob=0, sax_only_prob=0)
     out = augment_batch(batch, cfg, torch.Generator().manual_seed(0))
     # identity settings (intensities are clamped at 0 before gamma): frame 0 stays end-diastole
     assert torch.allclose(out["4ch"], batch["4ch"].clamp(min=0), atol=1e-5)
+    # short cines keep end-diastole too
+    short = augment_batch(batch, dataclasses.replace(cfg, short_cine_prob=1.0), torch.Generator().manual_seed(0))
+    assert torch.allclose(short["4ch"][:, 0], batch["4ch"][:, 0].clamp(min=0), atol=1e-5)
+    assert not torch.allclose(short["4ch"], out["4ch"])
+
+
+def test_short_cines_are_what_ingest_makes_of_a_k_phase_cine():
+    """A cut cine equals ingest's own resampling of a k-phase series (k = 2..4 evenly spaced frames)."""
+    from indexer.clips.preprocess import _resample_time
+
+    t = 16
+    cine = torch.rand(6, t, 4, 4, generator=torch.Generator().manual_seed(1))
+    out = _short_cines(cine, 1.0, torch.Generator().manual_seed(0))
+    seen = set()
+    for got, full in zip(out.numpy(), cine.numpy(), strict=True):
+        ingest = {k: _resample_time(full[(np.arange(k) * t) // k], t) for k in (2, 3, 4)}
+        matches = [k for k, expected in ingest.items() if np.allclose(got, expected, atol=1e-5)]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert len(seen) > 1  # k is drawn per series
+    untouched = _short_cines(cine, 0.0, torch.Generator().manual_seed(0))
+    assert torch.equal(untouched, cine)
+
+
+def test_sax_only_studies_keep_their_stack_and_lose_the_other_views(batch):
+    cfg = AugmentConfig(sax_only_prob=1.0, artefact_prob=0.0)
+    out = augment_batch(batch, cfg, torch.Generator().manual_seed(0))
+    sax = MODEL_VIEWS.index("sax")
+    assert out["present"][:, sax].all() and out["present"].sum() == len(batch["present"])
+    assert batch["present"].sum() > len(batch["present"])  # the input is untouched
+    none = augment_batch(batch, AugmentConfig(sax_only_prob=0.0), torch.Generator().manual_seed(0))
+    assert torch.equal(none["present"], batch["present"])
