@@ -121,6 +121,7 @@ def draw_appearance(rng: np.random.Generator, site: dict) -> Appearance:
         lut = rng.uniform(0.03, 1.5, N_TISSUES).astype(np.float32)
         lut[T.AIR] = 0.0
         lut[T.LV_BLOOD] = 1.0
+        lut[T.LUNG] = rng.uniform(0.02, 0.2)  # air-filled lung has little signal in any sequence: physics, not contrast
         while abs(lut[T.MYOCARDIUM] - 1.0) < 0.3:  # keep the wall visible against the cavity
             lut[T.MYOCARDIUM] = rng.uniform(0.03, 1.5)
     lut[T.SCAR] = lut[T.MYOCARDIUM]
