@@ -42,6 +42,10 @@ ARTEFACTS: dict[str, bool] = {
 }
 
 
+# Fields added after checkpoints were first written: a recorded config without them was trained without them.
+ADDED_LATER = ("short_cine_prob", "sax_only_prob")
+
+
 def _default_weights() -> dict[str, float]:
     return dict.fromkeys(ARTEFACTS, 1.0)
 
@@ -90,7 +94,8 @@ class AugmentConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AugmentConfig:
-        return cls(**data)
+        """The config a checkpoint or train state recorded; augmentations added since are off for it, as they were."""
+        return cls(**{**dict.fromkeys(ADDED_LATER, 0.0), **data})
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:

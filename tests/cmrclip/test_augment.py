@@ -93,3 +93,11 @@ def test_sax_only_studies_keep_their_stack_and_lose_the_other_views(batch):
     assert batch["present"].sum() > len(batch["present"])  # the input is untouched
     none = augment_batch(batch, AugmentConfig(sax_only_prob=0.0), torch.Generator().manual_seed(0))
     assert torch.equal(none["present"], batch["present"])
+
+
+def test_a_config_recorded_before_the_archive_augmentations_is_read_without_them():
+    """Baselines and resumed runs of an older checkpoint are trained as it was: without short cines or SAX-only."""
+    recorded = AugmentConfig().to_dict()
+    old = {k: v for k, v in recorded.items() if k not in ("short_cine_prob", "sax_only_prob")}
+    assert AugmentConfig.from_dict(old).short_cine_prob == 0.0 and AugmentConfig.from_dict(old).sax_only_prob == 0.0
+    assert AugmentConfig.from_dict(recorded) == AugmentConfig()
