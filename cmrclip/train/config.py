@@ -47,6 +47,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     # share of steps captioned by the impression; the rest by sentences drawn from the whole report
     impression_prob: float = 0.5
+    # add each caption's left/right-swapped twin as a negative text (cmrclip.train.negatives)
+    laterality_negatives: bool = True
     # nested overrides of the named model config (as ``create_model(name, **overrides)`` takes them)
     model_overrides: dict[str, Any] | None = None
     # train-time augmentation (never applied in validation or evaluation)
@@ -82,9 +84,10 @@ class TrainConfig:
         """The config a checkpoint's ``training`` metadata describes, with ``changes`` applied.
 
         Checkpoints written before a field existed get the value that reproduces how they were trained
-        (``impression_prob`` 1.0: impressions only).
+        (``impression_prob`` 1.0: impressions only; no laterality negatives).
         """
         names = {f.name for f in dataclasses.fields(cls)} - set(RUN_CONTROL)
         known = {k: v for k, v in training.items() if k in names}
         known.setdefault("impression_prob", 1.0)
+        known.setdefault("laterality_negatives", False)
         return cls(**{**known, **changes})

@@ -37,6 +37,7 @@ from cmrclip.train.augment import AugmentConfig, augment_batch
 from cmrclip.train.captions import CaptionSampler
 from cmrclip.train.config import TrainConfig
 from cmrclip.train.dataset import StudyClipDataset, collate_pairs, usable_records
+from cmrclip.train.negatives import clip_loss_with_negatives, swap_laterality
 from cmrclip.train.plots import plot_loss_curve
 from cmrclip.train.records import StudyRecord
 from cmrclip.train.splits import split_records
@@ -179,7 +180,8 @@ def _epochs(run: _Run, data: _Data, config: TrainConfig, dev: torch.device) -> N
         for indices in _epoch_batches(len(data.train), data.batch_size, config.seed, epoch, first):
             generator = _seed_step(config.seed, run.step)
             batch, captions = _training_batch(data.train, indices, captioner, aug, generator)
-            loss_value = _step(run, batch_to(batch, dev), captions, loss_fn, config.grad_clip, dev)
+            loss_value = _step(run, batch_to(batch, dev), captions, loss_fn, config.grad_clip, dev,
+                               config.laterality_negatives)
             samples += len(captions)
             rate = samples / (time.perf_counter() - started)
             lr_now = run.optimizer.param_groups[0]["lr"]
@@ -210,10 +212,16 @@ def _training_batch(
 
 def _step(
     run: _Run, batch: dict[str, torch.Tensor], captions: list[str], loss_fn: ClipLoss, grad_clip: float,
-    dev: torch.device,
+    dev: torch.device, laterality_negatives: bool = False,
 ) -> float:
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-        loss = loss_fn(**run.model(batch, captions))
+        out = run.model(batch, captions)
+        if laterality_negatives:
+            twins = [t for t in (swap_laterality(c) for c in captions) if t is not None]
+            negatives = run.model.encode_texts(twins) if twins else None
+            loss = clip_loss_with_negatives(out["image_features"], out["text_features"], negatives, out["logit_scale"])
+        else:
+            loss = loss_fn(**out)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(run.model.parameters(), grad_clip)
