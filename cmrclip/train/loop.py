@@ -212,16 +212,14 @@ def _training_batch(
 
 def _step(
     run: _Run, batch: dict[str, torch.Tensor], captions: list[str], loss_fn: ClipLoss, grad_clip: float,
-    dev: torch.device, laterality_negatives: bool = False,
+    dev: torch.device, laterality_negatives: bool,
 ) -> float:
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
         out = run.model(batch, captions)
-        if laterality_negatives:
-            twins = [t for t in (swap_laterality(c) for c in captions) if t is not None]
-            negatives = run.model.encode_texts(twins) if twins else None
-            loss = clip_loss_with_negatives(out["image_features"], out["text_features"], negatives, out["logit_scale"])
-        else:
-            loss = loss_fn(**out)
+        twins = [t for t in map(swap_laterality, captions) if t is not None] if laterality_negatives else []
+        negatives = run.model.encode_texts(twins) if twins else None
+        loss = clip_loss_with_negatives(loss_fn, out["image_features"], out["text_features"], negatives,
+                                        out["logit_scale"])
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(run.model.parameters(), grad_clip)

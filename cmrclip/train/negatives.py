@@ -14,6 +14,7 @@ import re
 
 import torch
 import torch.nn.functional as F
+from open_clip.loss import ClipLoss
 
 _WORDS = re.compile(r"\b(left|right|Left|Right|LEFT|RIGHT)\b")
 _ABBREVIATIONS = re.compile(r"\b([LR])(V[A-Za-z]*|A)\b")
@@ -28,13 +29,14 @@ def swap_laterality(text: str) -> str | None:
 
 
 def clip_loss_with_negatives(
-    image_features: torch.Tensor, text_features: torch.Tensor, negative_features: torch.Tensor | None,
-    logit_scale: torch.Tensor,
+    loss_fn: ClipLoss, image_features: torch.Tensor, text_features: torch.Tensor,
+    negative_features: torch.Tensor | None, logit_scale: torch.Tensor,
 ) -> torch.Tensor:
-    """open_clip's ``ClipLoss`` (single process) with extra negative texts on the study-to-text side: each study
-    must pick its own caption among the batch's captions and every swapped twin."""
-    texts = text_features if negative_features is None else torch.cat([text_features, negative_features])
-    labels = torch.arange(len(image_features), device=image_features.device)
-    per_image = logit_scale * image_features @ texts.T
-    per_text = logit_scale * text_features @ image_features.T
+    """``loss_fn`` (open_clip's ``ClipLoss``) with extra negative texts on the study-to-text side: each study must
+    pick its own caption among the batch's captions and every swapped twin. Without negatives it is ``loss_fn``."""
+    if negative_features is None:
+        return loss_fn(image_features=image_features, text_features=text_features, logit_scale=logit_scale)
+    per_image, per_text = loss_fn.get_logits(image_features, text_features, logit_scale)
+    per_image = torch.cat([per_image, logit_scale * image_features @ negative_features.T], dim=1)
+    labels = loss_fn.get_ground_truth(image_features.device, per_image.shape[0])
     return (F.cross_entropy(per_image, labels) + F.cross_entropy(per_text, labels)) / 2

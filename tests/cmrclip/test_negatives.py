@@ -33,15 +33,16 @@ def _features(n: int, seed: int) -> torch.Tensor:
 def test_without_negatives_it_is_open_clips_loss() -> None:
     image, text, scale = _features(5, 0), _features(5, 1), torch.tensor(10.0)
     expected = ClipLoss()(image_features=image, text_features=text, logit_scale=scale)
-    assert torch.allclose(clip_loss_with_negatives(image, text, None, scale), expected)
+    assert torch.allclose(clip_loss_with_negatives(ClipLoss(), image, text, None, scale), expected)
 
 
 def test_a_negative_like_the_right_caption_costs_more_than_a_far_one() -> None:
     image, scale = _features(4, 0), torch.tensor(20.0)
     text = F.normalize(image + 0.3 * _features(4, 1), dim=-1)  # each study near its own caption
-    base = clip_loss_with_negatives(image, text, None, scale)
-    close = clip_loss_with_negatives(image, text, F.normalize(image + 0.05 * _features(4, 2), dim=-1), scale)
-    far = clip_loss_with_negatives(image, text, _features(4, 3), scale)
+    base = clip_loss_with_negatives(ClipLoss(), image, text, None, scale)
+    near_twins = F.normalize(image + 0.05 * _features(4, 2), dim=-1)
+    close = clip_loss_with_negatives(ClipLoss(), image, text, near_twins, scale)
+    far = clip_loss_with_negatives(ClipLoss(), image, text, _features(4, 3), scale)
     assert close > far >= base and close > base + 0.3
 
 
